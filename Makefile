@@ -1,0 +1,45 @@
+# One obvious command per task. `make demo` and `make test` do all their own set-up on a fresh machine:
+# virtual environment, Python dependencies, Kafka and registry jars (Maven Central), redis-server.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+.PHONY: help setup services test lint unit demo bench clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=python3.11)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)  ## Virtual environment and dependencies
+	@true
+
+services: setup  ## Fetch Kafka/registry jars and install redis-server if missing (no-op when cached)
+	$(BIN)/omnichannel stack fetch
+
+lint: setup  ## ruff (lint + format check) and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: services lint  ## The whole test suite against a real Kafka, Schema Registry and Redis
+	$(BIN)/pytest
+
+unit: setup  ## Only the tests that need no broker
+	$(BIN)/pytest -m "not integration"
+
+demo: services  ## Bring the backbone up and run the demo
+	$(BIN)/omnichannel demo
+
+bench: services  ## Benchmarks (not part of the test run); see benchmarks/README.md
+	$(BIN)/python -m benchmarks
+
+clean:  ## Remove the virtual environment and local state (not the download cache)
+	rm -rf $(VENV) .omnichannel

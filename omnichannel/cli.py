@@ -1,0 +1,153 @@
+"""The ``omnichannel`` command line: one entry point for the stack, the contract, the services and the demo."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from omnichannel import logs
+from omnichannel.errors import OmnichannelError
+from omnichannel.settings import Settings
+from omnichannel.stack import StackInfo, resolve_stack, service_answers, stack_file, stop_service
+from omnichannel.stack.maven import kafka_classpath, registry_jar, require_java
+from omnichannel.stack.redis_server import require_redis_server
+
+__all__ = ["main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+err = Console(stderr=True)
+out = Console()
+
+
+def friendly_errors(func: F) -> F:
+    """Turn the project's typed errors into one readable line and exit code 1 (no traceback)."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except OmnichannelError as exc:
+            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def progress(message: str) -> None:
+    """Progress of long steps goes to stderr, so stdout stays machine-readable."""
+    err.print(f"[dim]...[/] {message}", markup=True, highlight=False)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More logging: -v for info, -vv for debug (default: warnings).")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int) -> None:
+    """The omnichannel event-streaming backbone.
+
+    Channel connectors publish Avro events to Kafka; stream processors resolve identities and keep a
+    real-time customer record and cart sessions in Redis; downstream services read unified topics.
+
+    Services are found from KAFKA_BOOTSTRAP_SERVERS, SCHEMA_REGISTRY_URL and REDIS_URL when set,
+    else from a stack started by `omnichannel stack up`.
+    """
+    logs.configure(verbose)
+    ctx.obj = Settings.from_env()
+
+
+@cli.group()
+def stack() -> None:
+    """Start, inspect and stop the local Kafka + Schema Registry + Redis stack."""
+
+
+@stack.command("up")
+@click.pass_obj
+@friendly_errors
+def stack_up(settings: Settings) -> None:
+    """Start the stack (or reuse a running one) and record its addresses for the other commands.
+
+    Each service comes from its environment variable if set, else Docker if an engine answers,
+    else a local process (Kafka and Apicurio Registry from Maven Central, Debian's redis-server).
+    Running it twice is harmless: the second run finds the first stack and changes nothing.
+    """
+    saved = StackInfo.load(stack_file(settings))
+    if saved is not None and all(service_answers(s) for s in saved.services):
+        out.print("The stack is already up:")
+        _print_stack(saved)
+        return
+    if saved is not None:  # a stale file from a crashed or partly stopped stack: clear what is left
+        for info in saved.services:
+            stop_service(info)
+    running = resolve_stack(settings, progress=progress, keep=True, use_stack_file=False)
+    running.info.save(stack_file(settings))
+    out.print(f"Stack up. Addresses saved in {stack_file(settings)}:")
+    _print_stack(running.info)
+
+
+@stack.command("fetch")
+@click.pass_obj
+@friendly_errors
+def stack_fetch(settings: Settings) -> None:
+    """Download what the local stack needs, ahead of time (a no-op once cached).
+
+    Kafka and Apicurio Registry come from Maven Central through `mvn` into the cache directory
+    (OMNICHANNEL_CACHE_DIR); redis-server is installed from Debian's packages when absent and running as
+    root. Services given by environment variable need nothing and are skipped.
+    """
+    if settings.kafka_bootstrap_servers is None or settings.schema_registry_url is None:
+        require_java()
+    if settings.kafka_bootstrap_servers is None:
+        kafka_classpath(settings.cache_dir, progress)
+    if settings.schema_registry_url is None:
+        registry_jar(settings.cache_dir, progress)
+    if settings.redis_url is None:
+        require_redis_server(settings.install_missing, progress)
+    out.print(f"Local stack dependencies ready (cache: {settings.cache_dir}).")
+
+
+@stack.command("status")
+@click.pass_obj
+@friendly_errors
+def stack_status(settings: Settings) -> None:
+    """Show each service's address, version, how it was resolved, and whether it answers now."""
+    saved = StackInfo.load(stack_file(settings))
+    if saved is None:
+        out.print(f"No stack is recorded in {stack_file(settings)}. Start one with `omnichannel stack up`.")
+        sys.exit(3)
+    _print_stack(saved)
+    if not all(service_answers(s) for s in saved.services):
+        sys.exit(2)
+
+
+@stack.command("down")
+@click.pass_obj
+@friendly_errors
+def stack_down(settings: Settings) -> None:
+    """Stop every service `stack up` started (external services are left alone) and forget the stack."""
+    saved = StackInfo.load(stack_file(settings))
+    if saved is None:
+        out.print("No stack is recorded; nothing to stop.")
+        return
+    for info in saved.services:
+        stop_service(info)
+    stack_file(settings).unlink(missing_ok=True)
+    out.print("Stack down.")
+
+
+def _print_stack(info: StackInfo) -> None:
+    for service in info.services:
+        state = "answers" if service_answers(service) else "DOES NOT ANSWER"
+        out.print(f"  {service.describe()} [{state}]", highlight=False, soft_wrap=True)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="omnichannel")
+
+
+if __name__ == "__main__":
+    main()

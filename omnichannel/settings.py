@@ -1,0 +1,73 @@
+"""Typed, frozen settings, read from the environment once at an entry point and passed down.
+
+Library code never reads ``os.environ``: the CLI, the workers and the test fixtures build a
+:class:`Settings` with :meth:`Settings.from_env` and hand it to what they start.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from omnichannel.errors import ConfigError
+
+__all__ = ["KAFKA_VERSION", "REGISTRY_VERSION", "Settings"]
+
+#: Apache Kafka release fetched from Maven Central for the local stack (broker and tools on one version).
+KAFKA_VERSION = "4.1.1"
+#: Log4j 2 version Kafka 4.1 was built with; its SLF4J 1.x binding is not in Kafka's published POM.
+KAFKA_LOG4J_VERSION = "2.24.3"
+#: Apicurio Registry release whose Confluent-compatible API (``/apis/ccompat/v7``) the local stack serves.
+REGISTRY_VERSION = "3.0.9"
+
+_DOCKER_MODES = ("auto", "never")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the services are and where the project keeps its files.
+
+    ``None`` addresses mean "not given": the stack resolver then reuses a stack started by
+    ``omnichannel stack up``, or starts one (Docker if an engine answers, else local processes).
+    """
+
+    kafka_bootstrap_servers: str | None = None
+    schema_registry_url: str | None = None
+    redis_url: str | None = None
+    state_dir: Path = field(default_factory=lambda: Path(".omnichannel").resolve())
+    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "omnichannel")
+    docker: str = "auto"
+    install_missing: bool = True
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from environment variables (see the README's configuration table)."""
+        env = os.environ if environ is None else environ
+        docker = env.get("OMNICHANNEL_DOCKER", "auto").strip().lower() or "auto"
+        if docker not in _DOCKER_MODES:
+            raise ConfigError(f"OMNICHANNEL_DOCKER={docker!r} is not one of {', '.join(_DOCKER_MODES)}")
+        defaults = cls()
+        return cls(
+            kafka_bootstrap_servers=_optional(env, "KAFKA_BOOTSTRAP_SERVERS"),
+            schema_registry_url=_optional(env, "SCHEMA_REGISTRY_URL"),
+            redis_url=_optional(env, "REDIS_URL"),
+            state_dir=Path(env["OMNICHANNEL_STATE_DIR"]).resolve()
+            if env.get("OMNICHANNEL_STATE_DIR")
+            else defaults.state_dir,
+            cache_dir=Path(env["OMNICHANNEL_CACHE_DIR"]).resolve()
+            if env.get("OMNICHANNEL_CACHE_DIR")
+            else defaults.cache_dir,
+            docker=docker,
+            install_missing=env.get("OMNICHANNEL_INSTALL_MISSING", "1") not in ("0", "false", "no"),
+        )
+
+    def with_addresses(self, kafka: str, registry: str, redis: str) -> Settings:
+        """A copy pointing at a resolved stack."""
+        return replace(self, kafka_bootstrap_servers=kafka, schema_registry_url=registry, redis_url=redis)
+
+
+def _optional(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None

@@ -1,0 +1,145 @@
+"""Apache Kafka: readiness probe, and a single-node KRaft broker started from Maven Central's jars."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import os
+import uuid
+from pathlib import Path
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from omnichannel.errors import ServiceStartError
+from omnichannel.settings import KAFKA_VERSION
+from omnichannel.stack.maven import kafka_classpath, require_java
+from omnichannel.stack.model import Progress, ServiceInfo
+from omnichannel.stack.processes import free_port, spawn, stop, tail, wait_until
+
+__all__ = ["kafka_answers", "start_local_kafka"]
+
+_LOG4J2 = """status = error
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.stdout.ref = STDOUT
+# Readiness is read from this logger's "Kafka Server started" line.
+logger.server.name = kafka.server.KafkaRaftServer
+logger.server.level = INFO
+"""
+
+_START_TIMEOUT_S = 90.0
+
+
+def kafka_answers(bootstrap: str, timeout: float = 5.0) -> bool:
+    """True when a broker at ``bootstrap`` serves a metadata request (an open port is not enough)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000)})
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except KafkaException:
+        return False
+    return bool(metadata.brokers)
+
+
+def _server_properties(data_dir: Path, port: int, controller_port: int) -> str:
+    return f"""process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{controller_port}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs={data_dir}
+# One broker: every internal topic has one replica.
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+# Small and fast for development and tests: one offsets partition, no rebalance delay.
+offsets.topic.num.partitions=1
+group.initial.rebalance.delay.ms=0
+num.partitions=1
+auto.create.topics.enable=true
+# The cleaner's dedupe buffer defaults to 128 MiB of heap, too much for a 512 MiB broker.
+log.cleaner.dedupe.buffer.size=8388608
+"""
+
+
+def _cluster_id() -> str:
+    # KRaft wants 16 random bytes as unpadded base64url; one starting with '-' reads as an option.
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
+def start_local_kafka(cache_dir: Path, run_dir: Path, progress: Progress) -> ServiceInfo:
+    """Format and start a broker+controller on free loopback ports; return once it serves metadata."""
+    java = require_java()
+    classpath = kafka_classpath(cache_dir, progress)
+    home = run_dir / "kafka"
+    data_dir = home / "data"
+    home.mkdir(parents=True, exist_ok=True)
+    log_file = home / "kafka.log"
+    (home / "log4j2.properties").write_text(_LOG4J2)
+    last_error = ""
+    for _attempt in range(3):  # a port picked free can be taken before the broker binds it
+        port, controller_port = free_port(), free_port()
+        config = home / "server.properties"
+        config.write_text(_server_properties(data_dir, port, controller_port))
+        if not (data_dir / "meta.properties").exists():
+            fmt = spawn(
+                [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(config)],
+                home / "format.log",
+            )
+            if fmt.wait(timeout=120) != 0:
+                raise ServiceStartError(f"Formatting Kafka storage failed:\n{tail(home / 'format.log')}")
+        progress(f"Starting Apache Kafka {KAFKA_VERSION} (KRaft) on 127.0.0.1:{port}...")
+        proc = spawn(
+            [
+                java,
+                "-Xms256m",
+                "-Xmx768m",
+                "-XX:+UseSerialGC",
+                "-XX:TieredStopAtLevel=1",  # faster start; benchmarks may drop it
+                f"-Dlog4j2.configurationFile={home / 'log4j2.properties'}",
+                "-cp",
+                classpath,
+                "kafka.Kafka",
+                str(config),
+            ],
+            log_file,
+        )
+        bootstrap = f"127.0.0.1:{port}"
+        try:
+            wait_until(
+                functools.partial(_broker_ready, log_file, bootstrap),
+                what=f"Kafka broker on {bootstrap}",
+                timeout=_START_TIMEOUT_S,
+                process=proc,
+                log_file=log_file,
+            )
+        except ServiceStartError as exc:
+            stop(proc.pid)
+            last_error = str(exc)
+            if "Address already in use" in _read(log_file):
+                continue
+            raise
+        return ServiceInfo("kafka", bootstrap, "local", KAFKA_VERSION, pid=proc.pid, log_file=str(log_file))
+    raise ServiceStartError(f"Kafka could not bind free ports after 3 attempts: {last_error}")
+
+
+def _broker_ready(log_file: Path, bootstrap: str) -> bool:
+    return "Kafka Server started" in _read(log_file) and kafka_answers(bootstrap, 2.0)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace") if os.path.exists(path) else ""
+    except OSError:
+        return ""
