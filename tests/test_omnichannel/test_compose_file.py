@@ -1,0 +1,45 @@
+"""docker-compose.yml stays valid and speaks the same variables as the CLI (no Docker engine needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from omnichannel.stack.docker import REDIS_IMAGE, REGISTRY_IMAGE
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _compose() -> dict[str, Any]:
+    loaded = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def test_every_service_has_an_image_or_a_build_and_depends_only_on_defined_services() -> None:
+    services = _compose()["services"]
+    assert {"kafka", "registry", "redis"} <= set(services)
+    for name, service in services.items():
+        assert "image" in service or "build" in service, f"service {name} has neither image nor build"
+        for dependency in service.get("depends_on", {}):
+            assert dependency in services, f"{name} depends on undefined service {dependency}"
+    assert (ROOT / "Dockerfile").exists()
+
+
+def test_kafka_runs_in_kraft_mode_and_images_match_the_testcontainers_path() -> None:
+    services = _compose()["services"]
+    assert "controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
+    assert services["registry"]["image"] == REGISTRY_IMAGE
+    assert services["redis"]["image"] == REDIS_IMAGE
+
+
+def test_backbone_services_use_the_same_environment_variables_as_the_cli() -> None:
+    services = _compose()["services"]
+    backbone = [s for s in services.values() if "build" in s]
+    assert backbone, "the backbone's own processes are missing"
+    for service in backbone:
+        env = service["environment"]
+        assert set(env) >= {"KAFKA_BOOTSTRAP_SERVERS", "SCHEMA_REGISTRY_URL", "REDIS_URL"}
+        assert env["SCHEMA_REGISTRY_URL"].endswith("/apis/ccompat/v7")
