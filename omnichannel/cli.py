@@ -12,16 +12,21 @@ from rich.console import Console
 
 from omnichannel import logs
 from omnichannel.errors import OmnichannelError
+from omnichannel.kafka_admin import ensure_topics
 from omnichannel.settings import Settings
-from omnichannel.stack import StackInfo, resolve_stack, service_answers, stack_file, stop_service
+from omnichannel.stack import StackInfo, connect, resolve_stack, service_answers, stack_file, stop_service
 from omnichannel.stack.maven import kafka_classpath, registry_jar, require_java
 from omnichannel.stack.redis_server import require_redis_server
+from schemas.evolution import check_released
+from schemas.publish import register_all
+from schemas.registry import ConfluentSchemaRegistry
+from schemas.topics import CATALOGUE
 
 __all__ = ["main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 def friendly_errors(func: F) -> F:
@@ -136,6 +141,67 @@ def stack_down(settings: Settings) -> None:
         stop_service(info)
     stack_file(settings).unlink(missing_ok=True)
     out.print("Stack down.")
+
+
+@cli.group()
+def topics() -> None:
+    """The topic catalogue: every topic the backbone reads or writes."""
+
+
+@topics.command("list")
+def topics_list() -> None:
+    """Print the catalogue: name, cleanup policy, value schema and what the key is."""
+    for spec in CATALOGUE:
+        out.print(f"{spec.name:26} {spec.cleanup.value:8} {spec.value_schema:38} key: {spec.key}", highlight=False)
+
+
+@topics.command("create")
+@click.pass_obj
+@friendly_errors
+def topics_create(settings: Settings) -> None:
+    """Create every catalogue topic that does not exist yet (safe to run again: existing ones are kept).
+
+    Partition count: OMNICHANNEL_PARTITIONS (default 4). Compacted topics hold state; the rest age out.
+    """
+    settings = connect(settings)
+    assert settings.kafka_bootstrap_servers is not None
+    for report in ensure_topics(settings.kafka_bootstrap_servers, CATALOGUE, settings.partitions):
+        out.print(f"{report.outcome:8} {report.name} ({report.partitions} partitions)", highlight=False)
+
+
+@cli.group()
+def schemas() -> None:
+    """The Avro event contract: register it, check that changes keep old data readable."""
+
+
+@schemas.command("register")
+@click.pass_obj
+@friendly_errors
+def schemas_register(settings: Settings) -> None:
+    """Register each topic's value schema under <topic>-value (safe to run again: same id)."""
+    settings = connect(settings)
+    assert settings.schema_registry_url is not None
+    registry = ConfluentSchemaRegistry(settings.schema_registry_url)
+    for subject, schema_id in register_all(registry).items():
+        out.print(f"{subject:32} id {schema_id}", highlight=False)
+
+
+@schemas.command("check")
+@friendly_errors
+def schemas_check() -> None:
+    """Fail (exit 1) if a schema change breaks BACKWARD_TRANSITIVE compatibility.
+
+    Every released version kept in schemas/released/<subject>/v<N>.avsc must stay readable with the
+    current schema: new fields need defaults, enum symbols cannot be removed, types only widen.
+    """
+    broken = {subject: found for subject, found in check_released().items() if found}
+    if not broken:
+        out.print("All subjects can read every released version (BACKWARD_TRANSITIVE).")
+        return
+    for subject, found in broken.items():
+        for incompatibility in found:
+            err.print(f"{subject}: {incompatibility.path}: {incompatibility.message}", highlight=False)
+    sys.exit(1)
 
 
 def _print_stack(info: StackInfo) -> None:

@@ -40,6 +40,7 @@ class Settings:
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "omnichannel")
     docker: str = "auto"
     install_missing: bool = True
+    partitions: int = 4
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -61,6 +62,7 @@ class Settings:
             else defaults.cache_dir,
             docker=docker,
             install_missing=env.get("OMNICHANNEL_INSTALL_MISSING", "1") not in ("0", "false", "no"),
+            partitions=_positive_int(env, "OMNICHANNEL_PARTITIONS", defaults.partitions),
         )
 
     def with_addresses(self, kafka: str, registry: str, redis: str) -> Settings:
@@ -71,3 +73,16 @@ class Settings:
 def _optional(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name, "").strip()
     return value or None
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r} must be a positive whole number, e.g. {name}={default}")
+    return value

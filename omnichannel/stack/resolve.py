@@ -25,7 +25,7 @@ from omnichannel.stack.processes import is_alive, stop
 from omnichannel.stack.redis_server import redis_answers, redis_version, start_local_redis
 from omnichannel.stack.registry import registry_answers, registry_version, start_local_registry
 
-__all__ = ["Stack", "resolve_stack", "service_answers", "stack_file", "stop_service"]
+__all__ = ["Stack", "connect", "resolve_stack", "service_answers", "stack_file", "stop_service"]
 
 log = logging.getLogger(__name__)
 
@@ -169,3 +169,21 @@ def resolve_stack(
             stop_service(info)
         raise
     return Stack(StackInfo(found["kafka"], found["registry"], found["redis"]), owned, containers)
+
+
+def connect(settings: Settings) -> Settings:
+    """Settings with every address filled, from the environment or a running ``stack up``; starts nothing.
+
+    For commands that act on an existing stack (topics, schemas, workers); raises
+    :class:`ServiceUnavailableError` saying how to get one.
+    """
+    saved = StackInfo.load(stack_file(settings))
+    kafka = settings.kafka_bootstrap_servers or (saved.kafka.address if saved else None)
+    registry = settings.schema_registry_url or (saved.registry.address if saved else None)
+    redis_url = settings.redis_url or (saved.redis.address if saved else None)
+    if kafka is None or registry is None or redis_url is None:
+        raise ServiceUnavailableError(
+            "no Kafka / Schema Registry / Redis addresses: run `omnichannel stack up` first, or set "
+            "KAFKA_BOOTSTRAP_SERVERS, SCHEMA_REGISTRY_URL and REDIS_URL"
+        )
+    return settings.with_addresses(kafka, registry, redis_url)

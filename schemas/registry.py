@@ -1,0 +1,61 @@
+"""The Schema Registry port and its Confluent-API adapter (Apicurio's ccompat API, Confluent, Karapace)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+from schemas.errors import RegistryError
+
+__all__ = ["ConfluentSchemaRegistry", "SchemaRegistry"]
+
+
+class SchemaRegistry(Protocol):
+    """What the codec needs from a registry: register a schema under a subject, fetch one by id."""
+
+    def register(self, subject: str, schema_text: str) -> int:
+        """Register (idempotently) and return the schema id."""
+        ...
+
+    def schema_text(self, schema_id: int) -> str:
+        """The schema text registered under ``schema_id``; :class:`RegistryError` when unknown."""
+        ...
+
+
+class ConfluentSchemaRegistry:
+    """:class:`SchemaRegistry` over confluent-kafka's client (which caches ids and schemas itself)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._client = SchemaRegistryClient({"url": url})
+
+    def register(self, subject: str, schema_text: str) -> int:
+        try:
+            return int(self._client.register_schema(subject, Schema(schema_text, "AVRO")))
+        except SchemaRegistryError as exc:
+            raise RegistryError(
+                f"the registry at {self.url} refused the schema for subject {subject!r}: "
+                f"{exc.error_message} (HTTP {exc.http_status_code}). If it is an incompatible change, "
+                "run `omnichannel schemas check` to see which field breaks readers."
+            ) from exc
+        except Exception as exc:  # connection errors surface as requests/httpx exceptions
+            raise RegistryError(f"the registry at {self.url} could not be reached: {exc}") from exc
+
+    def schema_text(self, schema_id: int) -> str:
+        try:
+            return str(self._client.get_schema(schema_id).schema_str)
+        except SchemaRegistryError as exc:
+            raise RegistryError(
+                f"schema id {schema_id} is unknown to the registry at {self.url} ({exc.error_message})"
+            ) from exc
+        except Exception as exc:
+            raise RegistryError(f"the registry at {self.url} could not be reached: {exc}") from exc
+
+    def subjects(self) -> list[str]:
+        """Every subject the registry holds."""
+        try:
+            return list(self._client.get_subjects())
+        except Exception as exc:
+            raise RegistryError(f"the registry at {self.url} could not list subjects: {exc}") from exc
