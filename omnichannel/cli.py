@@ -200,7 +200,7 @@ def schemas_check() -> None:
         return
     for subject, found in broken.items():
         for incompatibility in found:
-            err.print(f"{subject}: {incompatibility.path}: {incompatibility.message}", highlight=False)
+            err.print(f"{subject}: {incompatibility}", highlight=False)
     sys.exit(1)
 
 
