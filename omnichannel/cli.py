@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -20,7 +21,7 @@ from omnichannel.stack.redis_server import require_redis_server
 from schemas.evolution import check_released
 from schemas.publish import register_all
 from schemas.registry import ConfluentSchemaRegistry
-from schemas.topics import CATALOGUE
+from schemas.topics import CATALOGUE, catalogue_for
 
 __all__ = ["main"]
 
@@ -165,7 +166,8 @@ def topics_create(settings: Settings) -> None:
     """
     settings = connect(settings)
     assert settings.kafka_bootstrap_servers is not None
-    for report in ensure_topics(settings.kafka_bootstrap_servers, CATALOGUE, settings.partitions):
+    specs = catalogue_for(settings.namespace)
+    for report in ensure_topics(settings.kafka_bootstrap_servers, specs, settings.partitions):
         out.print(f"{report.outcome:8} {report.name} ({report.partitions} partitions)", highlight=False)
 
 
@@ -182,7 +184,7 @@ def schemas_register(settings: Settings) -> None:
     settings = connect(settings)
     assert settings.schema_registry_url is not None
     registry = ConfluentSchemaRegistry(settings.schema_registry_url)
-    for subject, schema_id in register_all(registry).items():
+    for subject, schema_id in register_all(registry, catalogue_for(settings.namespace)).items():
         out.print(f"{subject:32} id {schema_id}", highlight=False)
 
 
@@ -202,6 +204,29 @@ def schemas_check() -> None:
         for incompatibility in found:
             err.print(f"{subject}: {incompatibility}", highlight=False)
     sys.exit(1)
+
+
+@cli.command()
+@click.option("--app-id", help="Consumer group / Faust app id (default: omnichannel-processor in the namespace).")
+@click.pass_context
+@friendly_errors
+def worker(ctx: click.Context, app_id: str | None) -> None:
+    """Run a stream-processor worker: identity resolution, carts and customer state in Redis.
+
+    Consumes every channel topic, writes Redis and the unified topics. Start several to share the
+    partitions. Stops with exit status 75 (no offsets committed) if Redis or Kafka stay unreachable.
+    Configuration: OMNICHANNEL_CART_MERGE (max|sum|keep_customer|replace), OMNICHANNEL_CART_IDLE_MINUTES.
+    """
+    from streams.app import build_app
+    from streams.config import ProcessorConfig
+
+    settings = connect(ctx.obj)
+    assert settings.kafka_bootstrap_servers is not None
+    ensure_topics(settings.kafka_bootstrap_servers, catalogue_for(settings.namespace), settings.partitions)
+    app = build_app(settings, ProcessorConfig.from_env(), app_id)
+    level = {logging.DEBUG: "debug", logging.INFO: "info"}.get(logging.getLogger().getEffectiveLevel(), "warn")
+    sys.argv = ["omnichannel worker", "worker", "--loglevel", level]
+    app.main()
 
 
 def _print_stack(info: StackInfo) -> None:

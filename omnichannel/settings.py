@@ -41,6 +41,9 @@ class Settings:
     docker: str = "auto"
     install_missing: bool = True
     partitions: int = 4
+    #: Prepended to every topic name and Redis key, so several deployments (or test runs) can share one
+    #: Kafka and one Redis without seeing each other's data. Empty by default.
+    namespace: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -63,7 +66,12 @@ class Settings:
             docker=docker,
             install_missing=env.get("OMNICHANNEL_INSTALL_MISSING", "1") not in ("0", "false", "no"),
             partitions=_positive_int(env, "OMNICHANNEL_PARTITIONS", defaults.partitions),
+            namespace=_namespace(env),
         )
+
+    def topic(self, name: str) -> str:
+        """The real name of catalogue topic ``name`` in this deployment's namespace."""
+        return f"{self.namespace}.{name}" if self.namespace else name
 
     def with_addresses(self, kafka: str, registry: str, redis: str) -> Settings:
         """A copy pointing at a resolved stack."""
@@ -73,6 +81,16 @@ class Settings:
 def _optional(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name, "").strip()
     return value or None
+
+
+def _namespace(env: Mapping[str, str]) -> str:
+    value = env.get("OMNICHANNEL_NAMESPACE", "").strip()
+    if value and not all(c.isalnum() or c in "-_" for c in value):
+        raise ConfigError(
+            f"OMNICHANNEL_NAMESPACE={value!r} may only hold letters, digits, '-' and '_' (it prefixes topic "
+            "names and Redis keys), e.g. OMNICHANNEL_NAMESPACE=staging"
+        )
+    return value
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:

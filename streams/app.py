@@ -1,0 +1,149 @@
+"""The Faust application: two thin agents around :mod:`streams.processor`.
+
+Nothing here runs at import: :func:`build_app` makes the app for given settings, and the
+``omnichannel worker`` command runs it. Design choices from faust-streaming's known behaviours
+(see docs/stream-processing.md):
+- agents take batches with ``take_events`` at concurrency 1, and never let an exception escape the loop:
+  Faust would ack and skip the batch. Poison records go to the dead-letter topic inside the batch; an
+  infrastructure failure (Redis or Kafka down after bounded retries) ends the process *without* committing,
+  so nothing is skipped and a restarted worker resumes where the last commit was;
+- raw bytes in and out (the project's codec does Avro, Faust does not re-serialise);
+- the repartition topic is explicit (``events.by_customer``) and keyed by the canonical profile;
+- the aiokafka transport partitions keys with murmur2, like the connectors' producers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from omnichannel.settings import Settings
+from schemas.codec import AvroCodec
+from schemas.registry import ConfluentSchemaRegistry
+from schemas.topics import CHANNELS, channel_topic
+from streams.config import ProcessorConfig
+from streams.identity_store import IdentityStore
+from streams.keys import Keys
+from streams.processor import BY_CUSTOMER, CARTS, DEAD_LETTERS, IDENTITY_LINKS, STATE, IdentityStage, StateStage
+from streams.records import Incoming, Outgoing
+from streams.state_store import StateStore
+
+__all__ = ["EXIT_INFRASTRUCTURE", "build_app", "redis_client"]
+
+log = logging.getLogger(__name__)
+
+#: Exit status of a worker that stopped because Redis or Kafka stayed unreachable (EX_TEMPFAIL).
+EXIT_INFRASTRUCTURE = 75
+
+
+def redis_client(url: str) -> Redis:
+    """An async Redis client with bounded retries (about 10 s in all) on connection errors."""
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=5,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), 8),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+
+
+class FaustSink:
+    """:class:`streams.processor.Sink` over the app's topics."""
+
+    def __init__(self, topics: dict[str, Any]) -> None:
+        self._topics = topics
+
+    async def send(self, records: Sequence[Outgoing]) -> None:
+        for record in records:
+            await self._topics[record.topic].send(
+                key=record.key.encode(), value=record.value, headers=list(record.headers) or None
+            )
+
+    async def send_and_wait(self, records: Sequence[Outgoing]) -> None:
+        pending = [
+            await self._topics[r.topic].send(key=r.key.encode(), value=r.value, headers=list(r.headers) or None)
+            for r in records
+        ]
+        if pending:
+            await asyncio.gather(*pending)
+
+
+def _incoming(event: Any) -> Incoming:
+    message = event.message
+    headers = message.headers or ()
+    pairs = tuple(headers.items()) if isinstance(headers, dict) else tuple(headers)
+    return Incoming(message.topic, message.partition, message.offset, message.key, message.value, pairs)
+
+
+def _fatal(stage: str, exc: BaseException) -> None:
+    log.critical(
+        "stopping the worker without committing: infrastructure unavailable after retries",
+        extra={"stage": stage, "error": f"{type(exc).__name__}: {exc}"},
+        exc_info=exc,
+    )
+    sys.stderr.flush()
+    os._exit(EXIT_INFRASTRUCTURE)  # not sys.exit: Faust would commit the batch's offsets on shutdown
+
+
+def build_app(settings: Settings, config: ProcessorConfig, app_id: str | None = None) -> faust.App:
+    """The worker's Faust app, wired to the settings' Kafka, registry and Redis (nothing starts yet)."""
+    assert settings.kafka_bootstrap_servers and settings.schema_registry_url and settings.redis_url
+    brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap_servers.split(","))
+    app = faust.App(
+        app_id or settings.topic("omnichannel-processor"),
+        broker=brokers,
+        value_serializer="raw",
+        key_serializer="raw",
+        store="memory://",
+        web_enabled=False,
+        topic_allow_declare=False,  # topics come from the catalogue (`omnichannel topics create`)
+        topic_disable_leader=True,
+        topic_partitions=settings.partitions,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        producer_linger=0.005,
+    )
+    codec = AvroCodec(ConfluentSchemaRegistry(settings.schema_registry_url))
+    redis = redis_client(settings.redis_url)
+    keys = Keys(settings.namespace)
+
+    def topic(name: str) -> Any:
+        return app.topic(settings.topic(name), value_serializer="raw", key_serializer="raw")
+
+    outputs = {name: topic(name) for name in (BY_CUSTOMER, IDENTITY_LINKS, CARTS, STATE, DEAD_LETTERS)}
+    sink = FaustSink(outputs)
+    identity = IdentityStage(codec, IdentityStore(redis, keys, config.identity_rules), config, settings.topic)
+    state = StateStage(codec, StateStore(redis, keys), config, settings.topic)
+    channel_topics = app.topic(
+        *(settings.topic(channel_topic(c)) for c in CHANNELS), value_serializer="raw", key_serializer="raw"
+    )
+
+    @app.agent(channel_topics, concurrency=1)
+    async def resolve_identities(stream: Any) -> None:
+        async for events in stream.take_events(config.batch_max, within=config.batch_within_s):
+            try:
+                await identity.process([_incoming(e) for e in events], sink)
+            except Exception as exc:  # Redis/Kafka down after retries, or a bug: stop, never skip records
+                _fatal("identity", exc)
+
+    @app.agent(outputs[BY_CUSTOMER], concurrency=1)
+    async def apply_state(stream: Any) -> None:
+        async for events in stream.take_events(config.batch_max, within=config.batch_within_s):
+            try:
+                await state.process([_incoming(e) for e in events], sink)
+            except Exception as exc:  # as above
+                _fatal("state", exc)
+
+    return app

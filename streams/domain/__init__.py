@@ -1,0 +1,87 @@
+"""Pure domain rules of the stream processors: carts, identity resolution, the customer record, dedupe.
+
+Frozen values in, frozen values out; no Faust, Kafka, Redis or HTTP here (a test enforces it). Agents,
+store writes and HTTP handlers are thin shells around these functions.
+"""
+
+from streams.domain.cart import (
+    CART_EVENT_TYPES,
+    MAX_LINE_QUANTITY,
+    PRODUCT_ID_PATTERN,
+    Cart,
+    CartLine,
+    CartStatus,
+    MergeMode,
+    apply_cart_event,
+    expire_if_idle,
+    merge_carts,
+    validate_cart_event,
+)
+from streams.domain.customer import (
+    PASSIVE_EVENT_TYPES,
+    PASSIVE_TOUCH_ACTIONS,
+    ChannelUsage,
+    CustomerLimits,
+    CustomerState,
+    Verbatim,
+    apply_customer_event,
+    merge_customer_states,
+)
+from streams.domain.dedupe import SeenEvents
+from streams.domain.errors import CartRuleError, DomainError, IdentityRuleError
+from streams.domain.identity import (
+    DEFAULT_BLOCKED_VALUES,
+    IDENTIFIER_TYPES,
+    Identifier,
+    IdentifierType,
+    IdentityGraph,
+    IdentityRules,
+    Link,
+    LinkAction,
+    LinkReason,
+    Observation,
+    customer_id_from_key,
+    identifiers_of,
+    observe,
+    profile_key_of,
+)
+
+__all__ = [
+    "CART_EVENT_TYPES",
+    "DEFAULT_BLOCKED_VALUES",
+    "IDENTIFIER_TYPES",
+    "MAX_LINE_QUANTITY",
+    "PASSIVE_EVENT_TYPES",
+    "PASSIVE_TOUCH_ACTIONS",
+    "PRODUCT_ID_PATTERN",
+    "Cart",
+    "CartLine",
+    "CartRuleError",
+    "CartStatus",
+    "ChannelUsage",
+    "CustomerLimits",
+    "CustomerState",
+    "DomainError",
+    "Identifier",
+    "IdentifierType",
+    "IdentityGraph",
+    "IdentityRuleError",
+    "IdentityRules",
+    "Link",
+    "LinkAction",
+    "LinkReason",
+    "MergeMode",
+    "Observation",
+    "SeenEvents",
+    "Verbatim",
+    "apply_cart_event",
+    "apply_customer_event",
+    "customer_id_from_key",
+    "expire_if_idle",
+    "identifiers_of",
+    "merge_carts",
+    "merge_customer_states",
+    "observe",
+    "profile_key_of",
+    "validate_cart_event",
+]

@@ -1,0 +1,333 @@
+"""The unified customer record as a pure fold over events: ``apply_customer_event(state, event) -> state``.
+
+One :class:`CustomerState` per canonical profile key (see :mod:`streams.domain.identity`). It holds what
+every channel needs to recognise and serve the customer: identities, channels used, recent searches and
+viewed products, consent, experience signals (open tickets, returns, last verbatim) and per-channel
+freshness. Ordering rules:
+
+- Consent and the last verbatim follow event time: an older event never overrides a newer one.
+- ``last_interaction_ms``, ``channels[...].last_seen_ms``, ``freshness`` and ``updated_at_ms`` are maxima
+  of event time: a late event never moves them backwards.
+- Recent lists (searches, products, returns) are in the order events are applied, most recent first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Final
+
+from streams.domain.errors import DomainError
+from streams.domain.identity import Identifier, IdentityRules, customer_id_from_key, identifiers_of
+
+__all__ = [
+    "PASSIVE_EVENT_TYPES",
+    "PASSIVE_TOUCH_ACTIONS",
+    "ChannelUsage",
+    "CustomerLimits",
+    "CustomerState",
+    "Verbatim",
+    "apply_customer_event",
+    "merge_customer_states",
+]
+
+#: Event types that are facts *about* a customer produced by the back office, not something the customer
+#: did: they refresh freshness but do not count as channel use or interaction.
+PASSIVE_EVENT_TYPES: Final = frozenset({"order_status_changed", "stock_level_changed"})
+
+#: Campaign actions the business performs on the customer (action channel) without a response from them.
+PASSIVE_TOUCH_ACTIONS: Final = frozenset(
+    {"email_sent", "email_delivered", "email_bounced", "sms_sent", "sms_delivered", "catalogue_mailed", "push_sent"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerLimits:
+    """Bounds of the customer record and the identity rules it uses to read identifiers.
+
+    Bounded lists keep a Redis hash small and a state message under the Kafka message size.
+    """
+
+    recent_searches: int = 10
+    recent_products: int = 10
+    recent_returns: int = 10
+    identities: int = 50
+    identity_rules: IdentityRules = field(default_factory=IdentityRules)
+
+    def __post_init__(self) -> None:
+        for name in ("recent_searches", "recent_products", "recent_returns", "identities"):
+            if getattr(self, name) < 1:
+                raise DomainError(f"CustomerLimits.{name} must be at least 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelUsage:
+    """How often, and how recently, the customer acted on one channel."""
+
+    count: int
+    last_seen_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Verbatim:
+    """A customer's own words (review, survey answer, call note) and where they said them."""
+
+    text: str
+    channel: str
+    at_ms: int
+
+
+def _empty_map() -> Mapping[Any, Any]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class CustomerState:
+    """The unified record of one profile.
+
+    ``key`` is the canonical profile key (``customer:C1``, or ``anonymous:A1`` before the customer is
+    identified). ``identities`` are kept strongest type first, most recently seen first within a type;
+    over the bound the weakest, oldest go first. ``consent`` is keyed by purpose, or ``purpose:channel``
+    for a channel-specific choice; ``consent_at_ms`` holds the event time of each value. ``erased_at_ms`` is
+    set by ``erasure_requested``: events that occurred before it are ignored, so a late event cannot bring
+    erased data back.
+    """
+
+    key: str
+    identities: tuple[Identifier, ...] = ()
+    channels: Mapping[str, ChannelUsage] = field(default_factory=_empty_map, hash=False)
+    recent_searches: tuple[str, ...] = ()
+    recent_products: tuple[str, ...] = ()
+    consent: Mapping[str, bool] = field(default_factory=_empty_map, hash=False)
+    consent_at_ms: Mapping[str, int] = field(default_factory=_empty_map, hash=False)
+    open_tickets: frozenset[str] = frozenset()
+    recent_returns: tuple[str, ...] = ()
+    last_verbatim: Verbatim | None = None
+    last_interaction_ms: int | None = None
+    last_channel: str | None = None
+    freshness: Mapping[str, int] = field(default_factory=_empty_map, hash=False)
+    typology: str = "unknown"  # mono-/multi-/cross-channel: computed by the typology processor (S6)
+    updated_at_ms: int = 0
+    erased_at_ms: int | None = None
+
+    def to_avro_dict(self, produced_at_ms: int | None = None) -> dict[str, Any]:
+        """This state as an ``omnichannel.output.CustomerState`` record.
+
+        ``customer_id`` is the customer id of a ``customer:<id>`` key, else the profile key itself (a
+        profile not identified yet, e.g. ``anonymous:A1``). ``updated_at_ms`` is ``produced_at_ms`` (the
+        processor's clock, as the schema asks) when given, else the newest event time applied.
+        """
+        verbatim = self.last_verbatim
+        return {
+            "customer_id": customer_id_from_key(self.key) or self.key,
+            "identities": [{"type": i.type, "value": i.value} for i in self.identities],
+            "channels": {
+                channel: {"count": usage.count, "last_seen_ms": usage.last_seen_ms}
+                for channel, usage in sorted(self.channels.items())
+            },
+            "recent_searches": list(self.recent_searches),
+            "recent_products": list(self.recent_products),
+            "consent": dict(sorted(self.consent.items())),
+            "open_tickets": sorted(self.open_tickets),
+            "recent_returns": list(self.recent_returns),
+            "last_verbatim": (
+                None
+                if verbatim is None
+                else {"text": verbatim.text, "channel": verbatim.channel, "at_ms": verbatim.at_ms}
+            ),
+            "last_interaction_ms": self.last_interaction_ms,
+            "last_channel": self.last_channel,
+            "freshness": dict(sorted(self.freshness.items())),
+            "typology": self.typology,
+            "updated_at_ms": self.updated_at_ms if produced_at_ms is None else produced_at_ms,
+        }
+
+
+_DEFAULT_LIMITS: Final = CustomerLimits()
+
+
+def apply_customer_event(
+    state: CustomerState, event: Mapping[str, Any], limits: CustomerLimits = _DEFAULT_LIMITS
+) -> CustomerState:
+    """Fold one decoded event into the customer record and return the new record.
+
+    Every event: identities seen (read with ``limits.identity_rules``), ``freshness[channel]`` and
+    ``updated_at_ms``. Events the customer did (all but :data:`PASSIVE_EVENT_TYPES` and campaign touches
+    in :data:`PASSIVE_TOUCH_ACTIONS`): ``channels[channel]`` count and last seen, last interaction time and
+    channel. By type: ``search_performed`` -> recent searches (de-duplicated case-insensitively, keeping
+    the latest spelling); ``product_viewed`` -> recent products; ``consent_changed`` -> consent, only if
+    newer than the value held (on a tie, a refusal wins: privacy first); ``ticket_opened`` /
+    ``ticket_closed`` -> open tickets; ``product_returned`` -> recent returns; ``feedback_given`` -> last
+    verbatim, if not older than the one held; ``erasure_requested`` -> an empty record for the same key
+    that ignores events older than the request.
+    """
+    at_ms: int = event["occurred_at_ms"]
+    if state.erased_at_ms is not None and at_ms < state.erased_at_ms:
+        return state
+    event_type = event.get("event_type")
+    if event_type == "erasure_requested":
+        return CustomerState(key=state.key, updated_at_ms=max(state.updated_at_ms, at_ms), erased_at_ms=at_ms)
+
+    channel = str(event.get("channel") or "other")
+    raw_payload = event.get("payload")
+    payload: Mapping[str, Any] = raw_payload if isinstance(raw_payload, Mapping) else {}
+    changes: dict[str, Any] = {
+        "identities": _merge_identities(state.identities, identifiers_of(event, limits.identity_rules), limits),
+        "freshness": _with(state.freshness, channel, max(state.freshness.get(channel, at_ms), at_ms)),
+        "updated_at_ms": max(state.updated_at_ms, at_ms),
+    }
+
+    if _is_interaction(event_type, payload):
+        usage = state.channels.get(channel)
+        changes["channels"] = _with(
+            state.channels,
+            channel,
+            ChannelUsage(
+                count=(usage.count if usage else 0) + 1,
+                last_seen_ms=max(usage.last_seen_ms, at_ms) if usage else at_ms,
+            ),
+        )
+        if state.last_interaction_ms is None or at_ms >= state.last_interaction_ms:
+            changes["last_interaction_ms"] = at_ms
+            changes["last_channel"] = channel
+
+    if event_type == "search_performed":
+        query = str(payload.get("query") or "").strip()
+        if query:
+            changes["recent_searches"] = _push_recent(
+                state.recent_searches, query, limits.recent_searches, key=str.casefold
+            )
+    elif event_type == "product_viewed":
+        product_id = payload.get("product_id")
+        if isinstance(product_id, str) and product_id:
+            changes["recent_products"] = _push_recent(state.recent_products, product_id, limits.recent_products)
+    elif event_type == "consent_changed":
+        changes.update(_consent_changes(state, payload, at_ms))
+    elif event_type == "ticket_opened":
+        changes["open_tickets"] = state.open_tickets | {str(payload["ticket_id"])}
+    elif event_type == "ticket_closed":
+        changes["open_tickets"] = state.open_tickets - {str(payload["ticket_id"])}
+    elif event_type == "product_returned":
+        changes["recent_returns"] = _push_recent(state.recent_returns, str(payload["return_id"]), limits.recent_returns)
+    elif event_type == "feedback_given":
+        current = state.last_verbatim
+        if current is None or at_ms >= current.at_ms:
+            changes["last_verbatim"] = Verbatim(text=str(payload["text"]), channel=channel, at_ms=at_ms)
+
+    return replace(state, **changes)
+
+
+def _is_interaction(event_type: object, payload: Mapping[str, Any]) -> bool:
+    if event_type in PASSIVE_EVENT_TYPES:
+        return False
+    return not (event_type == "campaign_touched" and payload.get("action") in PASSIVE_TOUCH_ACTIONS)
+
+
+def _with(mapping: Mapping[str, Any], key: str, value: Any) -> Mapping[str, Any]:
+    return MappingProxyType({**mapping, key: value})
+
+
+def _push_recent(items: tuple[str, ...], item: str, limit: int, *, key: Callable[[str], str] = str) -> tuple[str, ...]:
+    """``item`` first, any earlier occurrence (compared by ``key``) removed, at most ``limit`` long."""
+    marker = key(item)
+    return (item, *(i for i in items if key(i) != marker))[:limit]
+
+
+def _merge_identities(
+    held: tuple[Identifier, ...], seen: Iterable[Identifier], limits: CustomerLimits
+) -> tuple[Identifier, ...]:
+    seen = tuple(seen)
+    if not seen:
+        return held
+    fresh = seen + tuple(i for i in held if i not in seen)
+    rules = limits.identity_rules
+    # sorted() is stable: within a type, the order stays most recently seen first.
+    return tuple(sorted(fresh, key=lambda i: rules.rank(i.type)))[: limits.identities]
+
+
+def _consent_changes(state: CustomerState, payload: Mapping[str, Any], at_ms: int) -> dict[str, Any]:
+    purpose = str(payload["purpose"])
+    channel = payload.get("channel")
+    key = f"{purpose}:{channel}" if channel else purpose
+    granted = bool(payload["granted"])
+    held_at = state.consent_at_ms.get(key)
+    if held_at is not None and not _consent_wins(granted, at_ms, state.consent[key], held_at):
+        return {}
+    return {
+        "consent": _with(state.consent, key, granted),
+        "consent_at_ms": _with(state.consent_at_ms, key, at_ms),
+    }
+
+
+def _consent_wins(granted: bool, at_ms: int, held: bool, held_at_ms: int) -> bool:
+    """True if a consent value given at ``at_ms`` replaces the one held: newer wins, a tie tightens."""
+    if at_ms != held_at_ms:
+        return at_ms > held_at_ms
+    # Same millisecond from two channels: we cannot tell which came last, so privacy wins.
+    return held and not granted
+
+
+def merge_customer_states(
+    customer: CustomerState, absorbed: CustomerState, limits: CustomerLimits = _DEFAULT_LIMITS
+) -> CustomerState:
+    """Fold the record of an absorbed profile (see ``Observation.absorbed``) into the customer's record.
+
+    The result keeps ``customer.key``, ``typology`` and ``erased_at_ms``. Identities, open tickets and
+    channels are united (usage counts add up, last seen is the later); ``freshness``, ``updated_at_ms``
+    and the last interaction take the later value; consent per key follows the same rule as events
+    (newer wins, a tie tightens); the last verbatim is the newer one. Recent lists put the items of the
+    more recently updated record first (the customer's on a tie), then de-duplicate and bound them.
+    On any other tie the customer's value is kept.
+    """
+    newer, older = (absorbed, customer) if absorbed.updated_at_ms > customer.updated_at_ms else (customer, absorbed)
+    channels = dict(customer.channels)
+    for channel, usage in absorbed.channels.items():
+        held = channels.get(channel)
+        channels[channel] = (
+            usage
+            if held is None
+            else ChannelUsage(held.count + usage.count, max(held.last_seen_ms, usage.last_seen_ms))
+        )
+    freshness = dict(customer.freshness)
+    for channel, at_ms in absorbed.freshness.items():
+        freshness[channel] = max(freshness.get(channel, at_ms), at_ms)
+    consent = dict(customer.consent)
+    consent_at = dict(customer.consent_at_ms)
+    for key, granted in absorbed.consent.items():
+        at_ms = absorbed.consent_at_ms.get(key, 0)
+        if key not in consent or _consent_wins(granted, at_ms, consent[key], consent_at.get(key, 0)):
+            consent[key], consent_at[key] = granted, at_ms
+    verbatim = customer.last_verbatim
+    if absorbed.last_verbatim is not None and (verbatim is None or absorbed.last_verbatim.at_ms > verbatim.at_ms):
+        verbatim = absorbed.last_verbatim
+    last_ms, last_channel = customer.last_interaction_ms, customer.last_channel
+    if absorbed.last_interaction_ms is not None and (last_ms is None or absorbed.last_interaction_ms > last_ms):
+        last_ms, last_channel = absorbed.last_interaction_ms, absorbed.last_channel
+    return replace(
+        customer,
+        identities=_merge_identities(older.identities, newer.identities, limits),
+        channels=MappingProxyType(channels),
+        recent_searches=_merge_recent(
+            newer.recent_searches, older.recent_searches, limits.recent_searches, key=str.casefold
+        ),
+        recent_products=_merge_recent(newer.recent_products, older.recent_products, limits.recent_products),
+        consent=MappingProxyType(consent),
+        consent_at_ms=MappingProxyType(consent_at),
+        open_tickets=customer.open_tickets | absorbed.open_tickets,
+        recent_returns=_merge_recent(newer.recent_returns, older.recent_returns, limits.recent_returns),
+        last_verbatim=verbatim,
+        last_interaction_ms=last_ms,
+        last_channel=last_channel,
+        freshness=MappingProxyType(freshness),
+        updated_at_ms=max(customer.updated_at_ms, absorbed.updated_at_ms),
+    )
+
+
+def _merge_recent(
+    first: tuple[str, ...], then: tuple[str, ...], limit: int, *, key: Callable[[str], str] = str
+) -> tuple[str, ...]:
+    kept: dict[str, str] = {}
+    for item in (*first, *then):
+        kept.setdefault(key(item), item)
+    return tuple(kept.values())[:limit]
