@@ -225,7 +225,8 @@ def worker(ctx: click.Context, app_id: str | None) -> None:
     ensure_topics(settings.kafka_bootstrap_servers, catalogue_for(settings.namespace), settings.partitions)
     app = build_app(settings, ProcessorConfig.from_env(), app_id)
     level = {logging.DEBUG: "debug", logging.INFO: "info"}.get(logging.getLogger().getEffectiveLevel(), "warn")
-    sys.argv = ["omnichannel worker", "worker", "--loglevel", level]
+    quiet = ["--quiet"] if level == "warn" else []  # the start-up banner only when asked for (-v)
+    sys.argv = ["omnichannel worker", *quiet, "worker", "--loglevel", level]
     app.main()
 
 

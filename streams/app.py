@@ -100,8 +100,12 @@ def build_app(settings: Settings, config: ProcessorConfig, app_id: str | None = 
     """The worker's Faust app, wired to the settings' Kafka, registry and Redis (nothing starts yet)."""
     assert settings.kafka_bootstrap_servers and settings.schema_registry_url and settings.redis_url
     brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap_servers.split(","))
+    app_id = app_id or settings.topic("omnichannel-processor")
+    datadir = settings.state_dir / "faust" / app_id
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
-        app_id or settings.topic("omnichannel-processor"),
+        app_id,
+        datadir=str(datadir),
         broker=brokers,
         value_serializer="raw",
         key_serializer="raw",

@@ -48,4 +48,7 @@ class ProcessorConfig:
             raise ConfigError(f"OMNICHANNEL_CART_IDLE_MINUTES={idle!r} must be a number of minutes") from None
         if idle_ms <= 0:
             raise ConfigError("OMNICHANNEL_CART_IDLE_MINUTES must be positive")
-        return cls(merge_mode=mode, cart_idle_ms=idle_ms)
+        batch = env.get("OMNICHANNEL_BATCH_MAX", "").strip()
+        if batch and (not batch.isdigit() or int(batch) < 1):
+            raise ConfigError(f"OMNICHANNEL_BATCH_MAX={batch!r} must be a positive whole number, e.g. 500")
+        return cls(merge_mode=mode, cart_idle_ms=idle_ms, batch_max=int(batch) if batch else cls.batch_max)

@@ -356,7 +356,9 @@ def _commit(cart: Cart, status: CartStatus, lines: Mapping[str, CartLine], at_ms
 def merge_carts(customer: Cart, anonymous: Cart, mode: MergeMode = MergeMode.MAX) -> Cart:
     """Merge ``anonymous`` into ``customer`` when the identity rules absorb the anonymous profile.
 
-    The result keeps ``customer``'s ``cart_key`` and ``customer_id``. Lines are merged per product:
+    ``customer`` is the surviving cart: the customer's, or that of the profile that absorbed another
+    customer-less profile (``Observation.absorbed``). The result keeps its ``cart_key`` and
+    ``customer_id``. Lines are merged per product:
 
     - ``MAX`` (default): a product in both carts gets the higher quantity.
     - ``SUM``: a product in both carts gets the sum of the quantities (capped at

@@ -140,6 +140,7 @@ class IdentityRules:
             raise IdentityRuleError(
                 "IdentityRules.movable_types must not include 'customer_id': a customer id defines its profile"
             )
+        object.__setattr__(self, "strength_order", tuple(self.strength_order))
         object.__setattr__(self, "max_per_profile", MappingProxyType(caps))
         object.__setattr__(self, "blocked_values", frozenset(v.strip().lower() for v in self.blocked_values))
         object.__setattr__(self, "linkable_device_roles", frozenset(self.linkable_device_roles))

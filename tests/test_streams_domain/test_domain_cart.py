@@ -408,7 +408,9 @@ def test_merge_properties(customer: Cart, anonymous: Cart, mode: MergeMode) -> N
         for product_id, merged in got.items():
             quantities = [c.quantity for c in (ours.get(product_id), theirs.get(product_id)) if c]
             assert merged.quantity == (max(quantities) if mode is MergeMode.MAX else sum(quantities))
-            assert merged.updated_at_ms == max(c.updated_at_ms for c in (ours.get(product_id), theirs.get(product_id)) if c)
+            assert merged.updated_at_ms == max(
+                c.updated_at_ms for c in (ours.get(product_id), theirs.get(product_id)) if c
+            )
     elif mode is MergeMode.REPLACE:
         assert got == theirs
     else:

@@ -27,7 +27,9 @@ RULES = IdentityRules()
 IDENTITY_FIELDS = ("anonymous_id", "customer_id", "email_hash", "phone_hash", "loyalty_card")
 
 
-def event(device_id: str | None = None, role: str | None = "customer_owned", **identities: str | None) -> dict[str, Any]:
+def event(
+    device_id: str | None = None, role: str | None = "customer_owned", **identities: str | None
+) -> dict[str, Any]:
     device = None if device_id is None else {"device_id": device_id, "kind": None, "role": role}
     return {
         "event_id": "e-1",
@@ -229,7 +231,7 @@ def test_shared_family_tablet_follows_the_latest_login() -> None:
 
 
 def test_two_customers_are_never_merged_and_person_identifiers_stay_with_the_first() -> None:
-    first, second = run([cust("C1"), email("E1"), card("L1")], [cust("C2"), email("E1"), card("L1"), anon("A2")])
+    _, second = run([cust("C1"), email("E1"), card("L1")], [cust("C2"), email("E1"), card("L1"), anon("A2")])
     assert second.key == "customer:C2"
     assert profiles(second.graph) == {
         "customer:C1": {cust("C1"), email("E1"), card("L1")},
@@ -245,7 +247,7 @@ def test_an_event_with_two_customer_ids_links_only_the_first() -> None:
 
 
 def test_an_anonymous_event_touching_two_customers_changes_nothing() -> None:
-    first, second, ambiguous = run([cust("C1"), dev("D1")], [cust("C2"), anon("A2")], [anon("A2"), dev("D1"), email("E9")])
+    _, second, ambiguous = run([cust("C1"), dev("D1")], [cust("C2"), anon("A2")], [anon("A2"), dev("D1"), email("E9")])
     assert ambiguous.key == "customer:C2"  # profile of the strongest identifier (anonymous_id > device_id)
     assert ambiguous.graph is second.graph
     assert (ambiguous.links, ambiguous.absorbed) == ((), ())
@@ -321,7 +323,12 @@ def _maybe(values: list[str]) -> st.SearchStrategy[str | None]:
 event_strategy = st.one_of(
     st.builds(
         lambda device, customer, anonymous, mail, loyalty: event(
-            device, "customer_owned", customer_id=customer, anonymous_id=anonymous, email_hash=mail, loyalty_card=loyalty
+            device,
+            "customer_owned",
+            customer_id=customer,
+            anonymous_id=anonymous,
+            email_hash=mail,
+            loyalty_card=loyalty,
         ),
         st.one_of(st.none(), st.sampled_from(CUSTOMER_DEVICES)),
         _maybe(["C1", "C2", "C3"]),

@@ -1,0 +1,128 @@
+"""HTTP face of ``omnichannel lag serve``: Prometheus metrics, the JSON API and the live page.
+
+==============================  ===================================================================
+``GET /metrics``                Prometheus text format (names in :mod:`omnichannel.lag.metrics`)
+``GET /v1/ops/lag[?group=G]``   the latest report (:func:`omnichannel.lag.model.report_to_json`);
+                                503 with the last figures while Kafka does not answer; 404 for an
+                                unknown group
+``GET /v1/ops/lag/history``     the last hour per group (``?group=`` filters), for the page
+``GET /ops/lag[?group=G]``      the page: one static HTML file with inline SVG, no external assets
+``GET /healthz``                200 while the process runs (broker health is in the body)
+==============================  ===================================================================
+
+The monitor polls in a daemon thread started with the application (confluent-kafka calls block, so they stay
+off the event loop); handlers only read the monitor's latest report.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Annotated
+
+from fastapi import FastAPI, Query
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from omnichannel.lag.metrics import lag_registry
+from omnichannel.lag.model import GroupState, GroupStatus, report_to_json
+from omnichannel.lag.monitor import LagMonitor
+from omnichannel.logs import kv
+
+__all__ = ["create_app", "page_html", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+def page_html() -> str:
+    """The lag page (``page.html`` shipped in this package)."""
+    return resources.files("omnichannel.lag").joinpath("page.html").read_text(encoding="utf-8")
+
+
+def create_app(monitor: LagMonitor, *, poll: bool = True) -> FastAPI:
+    """The application; with ``poll`` it runs ``monitor.run`` in a thread for its lifetime."""
+    registry = lag_registry(monitor)
+    page = page_html()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        thread = threading.Thread(target=monitor.run, args=(stop,), name="lag-poller", daemon=True)
+        if poll:
+            thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if poll:
+                # A poll in flight finishes within the admin timeout; do not hang shutdown much longer.
+                thread.join(timeout=monitor.interval_seconds + 15)
+            monitor.close()
+
+    app = FastAPI(title="omnichannel lag monitor", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/ops/lag")
+    def lag(group: Annotated[str | None, Query(description="one consumer group")] = None) -> JSONResponse:
+        report = monitor.latest()
+        if report is None:
+            return JSONResponse(
+                {"error": "no reading yet: the monitor is still reading Kafka for the first time", "groups": []},
+                status_code=503,
+            )
+        if group is not None and report.group(group) is None and report.broker_ok:
+            return JSONResponse(
+                {
+                    "error": f"consumer group {group!r} does not exist on {report.bootstrap}",
+                    "group": group,
+                    "status": GroupStatus.NOTFOUND.value,
+                    "state": GroupState.DEAD.value,
+                    "broker": report_to_json(report)["broker"],
+                    "groups": [],
+                },
+                status_code=404,
+            )
+        body = report_to_json(report if group is None else report.only({group}))
+        # Outage: the figures are the last ones read (broker.last_success_at); say so with the status code.
+        return JSONResponse(body, status_code=200 if report.broker_ok else 503)
+
+    @app.get("/v1/ops/lag/history")
+    def history(group: Annotated[str | None, Query(description="one consumer group")] = None) -> JSONResponse:
+        return JSONResponse(monitor.history(None if group is None else {group}))
+
+    @app.get("/ops/lag", response_class=HTMLResponse)
+    def lag_page() -> HTMLResponse:
+        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/")
+    def root() -> RedirectResponse:
+        return RedirectResponse("/ops/lag")
+
+    @app.get("/healthz")
+    def healthz() -> JSONResponse:
+        report = monitor.latest()
+        return JSONResponse(
+            {
+                "ok": True,
+                "polled": report is not None,
+                "broker_ok": report is not None and report.broker_ok,
+                "error": None if report is None else report.error,
+            }
+        )
+
+    return app
+
+
+def serve(monitor: LagMonitor, host: str, port: int) -> None:
+    """Run the application with uvicorn until SIGINT/SIGTERM (quiet: uvicorn logs warnings only)."""
+    import uvicorn
+
+    log.info("lag monitor serving", extra=kv(host=host, port=port, bootstrap=monitor.source.bootstrap))
+    config = uvicorn.Config(create_app(monitor), host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.Server(config).run()

@@ -1,0 +1,126 @@
+"""A real worker process between real Kafka and real Redis: the basket follows the shopper (S1)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from conftest import Pipeline  # tests/test_streams/conftest.py
+
+from schemas.samples import sample_event
+
+
+def _ids(anonymous: str | None = None, customer: str | None = None) -> dict[str, Any]:
+    return {
+        "anonymous_id": anonymous,
+        "customer_id": customer,
+        "email_hash": None,
+        "phone_hash": None,
+        "loyalty_card": None,
+    }
+
+
+def _device(device_id: str, kind: str, role: str = "customer_owned") -> dict[str, Any]:
+    return {"device_id": device_id, "kind": kind, "role": role}
+
+
+def _add(channel: str, ids: dict[str, Any], device: dict[str, Any], product: str, qty: int, at: int) -> dict[str, Any]:
+    payload = {"product_id": product, "quantity": qty, "unit_price_cents": 1000, "currency": "EUR"}
+    return sample_event(
+        "cart_line_added", channel=channel, identities=ids, device=device, occurred_at_ms=at, payload=payload
+    )
+
+
+def _lines(cart: dict[str, Any] | None) -> dict[str, int]:
+    return {line["product_id"]: line["quantity"] for line in (cart or {}).get("lines", [])}
+
+
+def _phone_to_tablet_journey(now: int) -> list[dict[str, Any]]:
+    phone = _device("phone-1", "phone")
+    tablet = _device("tablet-1", "tablet")
+    anonymous = _ids(anonymous="anon-1")
+    return [
+        _add("mobile_app", anonymous, phone, "SKU-1", 1, now),
+        _add("mobile_app", anonymous, phone, "SKU-2", 2, now + 1),
+        sample_event(
+            "login", channel="tablet", identities=_ids("anon-1", "C-1"), device=tablet, occurred_at_ms=now + 2
+        ),
+        _add("tablet", _ids(customer="C-1"), tablet, "SKU-3", 1, now + 3),
+    ]
+
+
+def test_a_basket_started_anonymously_on_the_phone_continues_on_the_tablet(
+    pipeline_factory: Callable[..., Pipeline],
+) -> None:
+    pipeline = pipeline_factory()
+    journey = _phone_to_tablet_journey(int(time.time() * 1000))
+    pipeline.publish(journey)
+
+    cart = pipeline.wait_for(
+        lambda: (c := pipeline.cart("customer:C-1")) and len(c["lines"]) == 3 and c, what="the merged cart"
+    )
+    assert _lines(cart) == {"SKU-1": 1, "SKU-2": 2, "SKU-3": 1}
+    assert cart["status"] == "open"
+    assert {line["channel"] for line in cart["lines"]} == {"mobile_app", "tablet"}
+    # No second copy of the basket: the anonymous cart was handed over (closed), or never existed when the
+    # login was resolved before the phone's events (they sit on other partitions).
+    assert _lines(pipeline.cart("anonymous:anon-1")) == {}
+
+    # Subscribers see the same thing on the unified topics.
+    links = [pipeline.codec.decode(m.value()) for m in pipeline.consume("identity.links", 2)]
+    assert {(link["identifier_type"], link["identifier_value"], link["customer_id"]) for link in links} >= {
+        ("anonymous_id", "anon-1", "C-1")
+    }
+    carts = pipeline.consume("customer.carts", 10, timeout=15)
+    latest = [pipeline.codec.decode(m.value()) for m in carts if m.key() == b"customer:C-1"][-1]
+    assert _lines(latest) == {"SKU-1": 1, "SKU-2": 2, "SKU-3": 1}
+
+    # A replay of the same events (same event ids) changes nothing.
+    version = cart["version"]
+    pipeline.publish(journey)
+    sentinel = _add(
+        "tablet", _ids(customer="C-1"), _device("tablet-1", "tablet"), "SKU-4", 1, journey[-1]["occurred_at_ms"] + 1
+    )
+    pipeline.publish([sentinel])
+    after = pipeline.wait_for(
+        lambda: (c := pipeline.cart("customer:C-1")) and "SKU-4" in _lines(c) and c, what="the sentinel"
+    )
+    assert _lines(after) == {"SKU-1": 1, "SKU-2": 2, "SKU-3": 1, "SKU-4": 1}
+    assert after["version"] == version + 1
+
+
+def test_a_staff_tablet_in_store_never_links_two_shoppers(pipeline_factory: Callable[..., Pipeline]) -> None:
+    pipeline = pipeline_factory()
+    now = int(time.time() * 1000)
+    kiosk = _device("store-tablet-7", "tablet", role="staff_operated")
+    pipeline.publish(
+        [
+            _add("store", _ids(customer="C-A"), kiosk, "SKU-1", 1, now),
+            _add("store", _ids(customer="C-B"), kiosk, "SKU-2", 1, now + 1),
+        ]
+    )
+    cart_a = pipeline.wait_for(lambda: pipeline.cart("customer:C-A"), what="cart A")
+    cart_b = pipeline.wait_for(lambda: pipeline.cart("customer:C-B"), what="cart B")
+    assert _lines(cart_a) == {"SKU-1": 1}
+    assert _lines(cart_b) == {"SKU-2": 1}
+
+
+def test_poison_records_go_to_the_dead_letter_topic_and_processing_continues(
+    pipeline_factory: Callable[..., Pipeline],
+) -> None:
+    pipeline = pipeline_factory()
+    now = int(time.time() * 1000)
+    pipeline.publish_raw("web", b"anonymous:x", b"not avro at all")
+    bad = _add("web", _ids(customer="C-9"), _device("pc-1", "desktop"), "SKU-1", 1, now)
+    bad["payload"]["quantity"] = -3
+    pipeline.publish([bad, _add("web", _ids(customer="C-9"), _device("pc-1", "desktop"), "SKU-2", 2, now + 1)])
+
+    cart = pipeline.wait_for(lambda: pipeline.cart("customer:C-9"), what="the good event")
+    assert _lines(cart) == {"SKU-2": 2}
+    failed = [pipeline.codec.decode(m.value()) for m in pipeline.consume("deadletter.events", 2)]
+    by_stage = {f["stage"]: f for f in failed}
+    assert by_stage["decode"]["raw_value"] == b"not avro at all"
+    assert "magic byte" in by_stage["decode"]["reason"]
+    assert by_stage["business-rule"]["event_id"] == bad["event_id"]
+    assert "quantity" in by_stage["business-rule"]["reason"]

@@ -1,0 +1,148 @@
+"""Crashes and outages neither lose nor double-apply an event's effect (S10)."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis as redis_lib
+from conftest import Pipeline
+
+from omnichannel.stack.model import quiet
+from omnichannel.stack.processes import stop
+from omnichannel.stack.redis_server import start_local_redis
+from schemas.samples import sample_event
+
+CUSTOMERS = 40
+PRODUCTS = ("SKU-1", "SKU-2", "SKU-3", "SKU-4")
+
+
+def _random_cart_traffic(seed: int, count: int, now: int) -> tuple[list[dict[str, Any]], dict[str, dict[str, int]]]:
+    """Seeded cart operations, and the expected carts by a deliberately simple model."""
+    rng = random.Random(seed)
+    model: dict[str, dict[str, int]] = {f"C{i}": {} for i in range(CUSTOMERS)}
+    events = []
+    for n in range(count):
+        customer = f"C{rng.randrange(CUSTOMERS)}"
+        product = rng.choice(PRODUCTS)
+        ids = {
+            "anonymous_id": None,
+            "customer_id": customer,
+            "email_hash": None,
+            "phone_hash": None,
+            "loyalty_card": None,
+        }
+        device = {"device_id": f"phone-{customer}", "kind": "phone", "role": "customer_owned"}
+        op = rng.random()
+        if op < 0.6:
+            qty = rng.randint(1, 3)
+            payload: dict[str, Any] = {
+                "product_id": product,
+                "quantity": qty,
+                "unit_price_cents": 500,
+                "currency": "EUR",
+            }
+            event = sample_event(
+                "cart_line_added", channel="web", identities=ids, device=device, payload=payload, occurred_at_ms=now + n
+            )
+            model[customer][product] = model[customer].get(product, 0) + qty
+        elif op < 0.85:
+            qty = rng.randint(0, 4)
+            payload = {"product_id": product, "quantity": qty, "unit_price_cents": 500, "currency": "EUR"}
+            event = sample_event(
+                "cart_quantity_set",
+                channel="web",
+                identities=ids,
+                device=device,
+                payload=payload,
+                occurred_at_ms=now + n,
+            )
+            if qty == 0:
+                model[customer].pop(product, None)
+            else:
+                model[customer][product] = qty
+        else:
+            event = sample_event(
+                "cart_line_removed",
+                channel="web",
+                identities=ids,
+                device=device,
+                payload={"product_id": product},
+                occurred_at_ms=now + n,
+            )
+            model[customer].pop(product, None)
+        events.append(event)
+    return events, model
+
+
+def _carts(pipeline: Pipeline) -> dict[str, dict[str, int]]:
+    found = {}
+    for i in range(CUSTOMERS):
+        cart = pipeline.cart(f"customer:C{i}")
+        found[f"C{i}"] = {line["product_id"]: line["quantity"] for line in (cart or {}).get("lines", [])}
+    return found
+
+
+def test_sigkill_in_the_middle_loses_nothing_and_applies_nothing_twice(
+    pipeline_factory: Callable[..., Pipeline],
+) -> None:
+    events, model = _random_cart_traffic(seed=20261123, count=4000, now=int(time.time() * 1000))
+    pipeline = pipeline_factory(start=False, extra_env={"OMNICHANNEL_BATCH_MAX": "25"})
+    pipeline.publish(events)
+    pipeline.worker.start()
+
+    def applied() -> int:
+        return sum(1 for _ in pipeline.redis.scan_iter(match=pipeline.key("meta", "*"), count=1000))
+
+    pipeline.wait_for(lambda: applied() >= 5, what="the first applied batches")
+    assert pipeline.worker.kill(signal.SIGKILL) == -signal.SIGKILL
+    assert _carts(pipeline) != model, "the worker finished before it was killed: the crash tested nothing"
+
+    pipeline.worker.start()
+    pipeline.wait_for(lambda: _carts(pipeline) == model, timeout=180, what="the final carts to equal the model")
+    time.sleep(2)  # anything applied twice would show up after the match
+    assert _carts(pipeline) == model
+
+
+def test_redis_outage_stops_the_worker_without_skipping_and_a_restart_applies_the_event(
+    pipeline_factory: Callable[..., Pipeline], tmp_path: Path
+) -> None:
+    own_redis = start_local_redis(tmp_path / "redis-a", install_missing=False, progress=quiet)
+    pipeline = pipeline_factory(redis_url=own_redis.address)
+    now = int(time.time() * 1000)
+    ids = {"anonymous_id": None, "customer_id": "C-R", "email_hash": None, "phone_hash": None, "loyalty_card": None}
+
+    def add(product: str, at: int) -> dict[str, Any]:
+        payload = {"product_id": product, "quantity": 1, "unit_price_cents": 100, "currency": "EUR"}
+        return sample_event("cart_line_added", channel="web", identities=ids, payload=payload, occurred_at_ms=at)
+
+    pipeline.publish([add("SKU-1", now)])
+    pipeline.wait_for(lambda: pipeline.cart("customer:C-R"), what="the first event")
+    time.sleep(2)  # let the worker commit that batch's offsets
+    assert own_redis.pid is not None
+    stop(own_redis.pid)
+    pipeline.publish([add("SKU-2", now + 1)])
+    assert pipeline.worker.proc is not None
+    status = pipeline.worker.proc.wait(timeout=120)
+    assert status == 75, pipeline.worker.log.read_text()[-2000:]
+    assert "infrastructure unavailable" in pipeline.worker.log.read_text()
+
+    # Redis is back (empty: a new server): the restarted worker re-reads the uncommitted event.
+    second = start_local_redis(tmp_path / "redis-b", install_missing=False, progress=quiet)
+    try:
+        pipeline.worker.env["REDIS_URL"] = second.address
+        pipeline.worker.start()
+        client = redis_lib.Redis.from_url(second.address, decode_responses=True)
+        key = pipeline.key("cart", "customer:C-R")
+        raw = pipeline.wait_for(lambda: client.get(key), what="the event after the outage")
+        assert {line["product_id"] for line in json.loads(raw)["lines"]} == {"SKU-2"}
+        client.close()
+    finally:
+        pipeline.worker.stop()
+        assert second.pid is not None
+        stop(second.pid)
