@@ -45,6 +45,7 @@ __all__ = [
     "LinkReason",
     "Observation",
     "customer_id_from_key",
+    "founder_of",
     "identifiers_of",
     "observe",
     "profile_key_of",
@@ -189,6 +190,15 @@ class Link:
 def profile_key_of(identifier: Identifier) -> str:
     """The key of a profile founded by ``identifier``, e.g. ``customer:C1`` or ``anonymous:A1``."""
     return f"{_KEY_PREFIX[identifier.type]}:{identifier.value}"
+
+
+def founder_of(profile_key: str) -> Identifier | None:
+    """The identifier a profile key was made from (``anonymous:A1`` -> anonymous_id A1), or None if malformed."""
+    prefix, sep, value = profile_key.partition(":")
+    for identifier_type, key_prefix in _KEY_PREFIX.items():
+        if sep and key_prefix == prefix:
+            return Identifier(identifier_type, value)  # type: ignore[arg-type]  # keys of _KEY_PREFIX are types
+    return None
 
 
 def customer_id_from_key(profile_key: str) -> str | None:

@@ -401,3 +401,16 @@ def test_a_customer_id_once_linked_never_leaves_its_profile(events: list[dict[st
         seen_customers |= {m.value for m in graph.owners if m.type == "customer_id"}
         for customer in seen_customers:
             assert graph.profile_of(cust(customer)) == f"customer:{customer}"
+
+
+def test_founder_of_inverts_profile_key_of() -> None:
+    from streams.domain.identity import founder_of
+
+    for identifier in (
+        Identifier("anonymous_id", "A1"),
+        Identifier("customer_id", "C:1"),
+        Identifier("device_id", "d"),
+    ):
+        assert founder_of(profile_key_of(identifier)) == identifier
+    assert founder_of("no-colon") is None
+    assert founder_of("martian:x") is None

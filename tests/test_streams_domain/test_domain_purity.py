@@ -147,6 +147,7 @@ EXPECTED_EXPORTS = {
     "apply_cart_event",
     "apply_customer_event",
     "customer_id_from_key",
+    "founder_of",
     "expire_if_idle",
     "identifiers_of",
     "merge_carts",

@@ -1,0 +1,136 @@
+"""``/v1/customers``, ``/v1/identities``: the unified record, the cart and who an identifier belongs to.
+
+Every answer carries ``freshness``: per channel, the newest event time (ms) applied to this customer, so a
+channel app can tell how current the view is. Any channel's API key may read (the same keys as the
+collector). A cart read follows merges: asking for an anonymous profile absorbed at login returns the
+customer's cart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sse_starlette.sse import EventSourceResponse
+
+from api.store import ReadStore, profile_key_for
+from connectors.auth import KeyRing
+from connectors.http import HttpError, json_response
+from streams.domain.identity import IDENTIFIER_TYPES
+
+__all__ = ["reads_router"]
+
+def _not_found(what: str, detail: str) -> HttpError:
+    return HttpError(404, f"unknown_{what}", detail)
+
+
+def reads_router(store: ReadStore, keyring: KeyRing, *, idle_poll_s: float = 15.0) -> APIRouter:
+    """The read routes; ``idle_poll_s`` is how often a quiet live stream checks for a merge (and pings)."""
+    router = APIRouter(tags=["read"])
+
+    async def freshness(profile: str) -> dict[str, int]:
+        record = await store.customer(profile)
+        return dict(record["freshness"]) if record else {}
+
+    @router.get("/v1/customers/{customer_id}", summary="The unified customer record", response_class=Response)
+    async def get_customer(customer_id: str, request: Request) -> Response:
+        """Identities, channels used, recent searches and products, consent, experience signals, freshness.
+
+        `customer_id`: a customer id (`C-42`), or a profile key for a shopper not identified yet
+        (`anonymous:anon-7f3a`). 404 when the backbone has no record of it.
+        """
+        keyring.channels(request.headers)
+        profile = await store.resolve(profile_key_for(customer_id))
+        record = await store.customer(profile)
+        if record is None:
+            raise _not_found("customer", f"no customer record for {customer_id!r}: no event of it was processed")
+        return json_response(200, {"profile": profile, "customer": record, "freshness": record["freshness"]})
+
+    @router.get("/v1/customers/{customer_id}/cart", summary="The current cart", response_class=Response)
+    async def get_cart(customer_id: str, request: Request) -> Response:
+        """The open (or last) cart of a customer; lines carry quantity, unit price and provenance."""
+        keyring.channels(request.headers)
+        profile = await store.resolve(profile_key_for(customer_id))
+        cart = await store.cart(profile)
+        fresh = await freshness(profile)
+        if cart is None and not fresh:
+            raise _not_found("customer", f"no cart and no record for {customer_id!r}: no event of it was processed")
+        return json_response(200, {"profile": profile, "cart": cart or _empty_cart(profile), "freshness": fresh})
+
+    @router.get(
+        "/v1/identities/{identifier_type}/{value}",
+        summary="Which customer an identifier belongs to",
+        response_class=Response,
+    )
+    async def get_identity(identifier_type: str, value: str, request: Request) -> Response:
+        """So a freshly logged-in device (or an anonymous one) finds its profile and cart.
+
+        ``identifier_type`` is one of customer_id, loyalty_card, email_hash, phone_hash, anonymous_id, device_id.
+        """
+        keyring.channels(request.headers)
+        if identifier_type not in IDENTIFIER_TYPES:
+            raise HttpError(
+                400, "unknown_identifier_type", f"{identifier_type!r} is not one of {', '.join(IDENTIFIER_TYPES)}"
+            )
+        owner = await store.owner(identifier_type, value)
+        if owner is None:
+            raise _not_found("identifier", f"{identifier_type} {value!r} is not linked to any profile")
+        profile = await store.resolve(owner)
+        customer_id = profile.removeprefix("customer:") if profile.startswith("customer:") else None
+        body = {
+            "identifier": {"type": identifier_type, "value": value},
+            "profile": profile,
+            "customer_id": customer_id,
+            "freshness": await freshness(profile),
+        }
+        return json_response(200, body)
+
+    @router.get("/v1/customers/{customer_id}/cart/stream", summary="Live cart changes (server-sent events)")
+    async def stream_cart(customer_id: str, request: Request) -> EventSourceResponse:
+        """First a `cart` event with the current cart, then one per change as the processors apply it.
+
+        Follows merges: when the profile is absorbed into a customer at login, the stream moves to the
+        customer's cart and says so (`profile` in each event's data).
+        """
+        keyring.channels(request.headers)
+        return EventSourceResponse(_cart_events(store, profile_key_for(customer_id), idle_poll_s), ping=15)
+
+    return router
+
+
+def _empty_cart(profile: str) -> dict[str, Any]:
+    customer_id = profile.removeprefix("customer:") if profile.startswith("customer:") else None
+    return {
+        "cart_key": profile,
+        "customer_id": customer_id,
+        "status": "open",
+        "lines": [],
+        "updated_at_ms": 0,
+        "version": 0,
+    }
+
+
+async def _cart_events(store: ReadStore, requested: str, idle_poll_s: float) -> AsyncIterator[dict[str, str]]:
+    updates = store.cart_updates()
+    try:
+        profile = await store.resolve(requested)
+        await updates.follow(profile)  # subscribe first, then read: no change falls between the two
+        cart = await store.cart(profile)
+        yield {"event": "cart", "data": json.dumps({"profile": profile, "cart": cart or _empty_cart(profile)})}
+        while True:
+            change = await updates.next(timeout=idle_poll_s)
+            now = await store.resolve(profile)
+            if now != profile:  # absorbed at a login: follow the customer's cart from here on
+                profile = now
+                await updates.follow(profile)
+                change = await store.cart(profile) or _empty_cart(profile)
+            if change is not None:
+                yield {"event": "cart", "data": json.dumps({"profile": profile, "cart": change})}
+    except asyncio.CancelledError:
+        raise
+    finally:
+        await updates.close()

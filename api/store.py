@@ -1,0 +1,91 @@
+"""Reading what the stream processors wrote to Redis (see :mod:`streams.keys` for the layout)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from redis.asyncio import Redis
+
+from streams.domain.identity import IDENTIFIER_TYPES, founder_of
+from streams.keys import Keys
+from streams.state_json import public_customer
+
+__all__ = ["CartUpdates", "ReadStore", "profile_key_for"]
+
+
+def profile_key_for(customer_or_profile: str) -> str:
+    """``C-1`` -> ``customer:C-1``; a profile key such as ``anonymous:A1`` is taken as it is."""
+    return customer_or_profile if ":" in customer_or_profile else f"customer:{customer_or_profile}"
+
+
+class ReadStore:
+    """Async reads of carts, customer records and identity owners; live cart changes via pub/sub."""
+
+    def __init__(self, client: Redis, keys: Keys) -> None:
+        self._redis = client
+        self._keys = keys
+
+    async def resolve(self, profile_key: str) -> str:
+        """The profile that now holds ``profile_key``'s state: itself, unless it was absorbed at a login.
+
+        Follows both the state's hand-over mark and the identity graph (an anonymous id linked to a
+        customer before any of its events reached the state stage never had state of its own).
+        """
+        for _ in range(8):  # a chain of absorptions is short; bounded against a (corrupt) cycle
+            meta = await self._redis.get(self._keys.meta(profile_key))
+            merged_into = json.loads(meta).get("merged_into") if meta else None
+            if not merged_into:
+                founder = founder_of(profile_key)
+                owner = await self.owner(founder.type, founder.value) if founder else None
+                merged_into = owner if owner and owner != profile_key else None
+            if not merged_into:
+                return profile_key
+            profile_key = merged_into
+        return profile_key
+
+    async def customer(self, profile_key: str) -> dict[str, Any] | None:
+        raw = await self._redis.get(self._keys.customer(profile_key))
+        return public_customer(str(raw)) if raw else None
+
+    async def cart(self, profile_key: str) -> dict[str, Any] | None:
+        raw = await self._redis.get(self._keys.cart(profile_key))
+        return json.loads(raw) if raw else None
+
+    async def owner(self, identifier_type: str, value: str) -> str | None:
+        """The profile key an identifier belongs to, or None when the backbone never linked it."""
+        if identifier_type not in IDENTIFIER_TYPES:
+            return None
+        owner = await self._redis.get(self._keys.owner(f"{identifier_type}:{value}"))
+        return None if owner is None else str(owner)
+
+    def cart_updates(self) -> CartUpdates:
+        """A subscription to live cart changes; subscribe *before* reading a snapshot so no change is missed."""
+        return CartUpdates(self._redis.pubsub(), self._keys)
+
+
+class CartUpdates:
+    """One live subscription (one Redis pub/sub connection); always ``close()`` it."""
+
+    def __init__(self, pubsub: Any, keys: Keys) -> None:
+        self._pubsub = pubsub
+        self._keys = keys
+        self._channel: str | None = None
+
+    async def follow(self, profile_key: str) -> None:
+        """Listen to ``profile_key``'s cart (and stop listening to the previous one)."""
+        if self._channel is not None:
+            await self._pubsub.unsubscribe(self._channel)
+        self._channel = self._keys.cart_updates(profile_key)
+        await self._pubsub.subscribe(self._channel)
+
+    async def next(self, timeout: float) -> dict[str, Any] | None:
+        """The next cart change, or None after ``timeout`` seconds without one."""
+        message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
+        if message is None or message.get("type") != "message":
+            return None
+        data: dict[str, Any] = json.loads(message["data"])
+        return data
+
+    async def close(self) -> None:
+        await self._pubsub.aclose()
