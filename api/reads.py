@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sse_starlette.sse import EventSourceResponse
+from starlette.datastructures import Headers
 
 from api.store import ReadStore, profile_key_for
 from connectors.auth import KeyRing
@@ -23,6 +24,7 @@ from connectors.http import HttpError, json_response
 from streams.domain.identity import IDENTIFIER_TYPES
 
 __all__ = ["reads_router"]
+
 
 def _not_found(what: str, detail: str) -> HttpError:
     return HttpError(404, f"unknown_{what}", detail)
@@ -90,13 +92,14 @@ def reads_router(store: ReadStore, keyring: KeyRing, *, idle_poll_s: float = 15.
         return json_response(200, body)
 
     @router.get("/v1/customers/{customer_id}/cart/stream", summary="Live cart changes (server-sent events)")
-    async def stream_cart(customer_id: str, request: Request) -> EventSourceResponse:
+    async def stream_cart(customer_id: str, request: Request, api_key: str | None = None) -> EventSourceResponse:
         """First a `cart` event with the current cart, then one per change as the processors apply it.
 
         Follows merges: when the profile is absorbed into a customer at login, the stream moves to the
-        customer's cart and says so (`profile` in each event's data).
+        customer's cart and says so (`profile` in each event's data). Browsers' EventSource cannot send
+        headers, so the key may also come as `?api_key=` here (prefer the header elsewhere: URLs get logged).
         """
-        keyring.channels(request.headers)
+        keyring.channels(Headers({"x-api-key": api_key}) if api_key else request.headers)
         return EventSourceResponse(_cart_events(store, profile_key_for(customer_id), idle_poll_s), ping=15)
 
     return router

@@ -14,6 +14,7 @@ from rich.console import Console
 from omnichannel import logs
 from omnichannel.errors import OmnichannelError
 from omnichannel.kafka_admin import ensure_topics
+from omnichannel.lag.cli import lag
 from omnichannel.settings import Settings
 from omnichannel.stack import StackInfo, connect, resolve_stack, service_answers, stack_file, stop_service
 from omnichannel.stack.maven import kafka_classpath, registry_jar, require_java
@@ -230,10 +231,41 @@ def worker(ctx: click.Context, app_id: str | None) -> None:
     app.main()
 
 
+# The ops lag monitor's commands live with the monitor (omnichannel/lag/cli.py).
+cli.add_command(lag)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8080, show_default=True, help="TCP port.")
+@click.pass_obj
+@friendly_errors
+def serve(settings: Settings, host: str, port: int) -> None:
+    """Serve the HTTP API: the collector (POST /v1/events, webhooks), the read API and live carts.
+
+    OpenAPI at /docs. Keys: OMNICHANNEL_CHANNEL_KEYS (or OMNICHANNEL_DEV=1 for development keys,
+    which also serves the demo page at /demo/).
+    """
+    from omnichannel.serve import run_server
+
+    run_server(connect(settings), host, port)
+
+
 def _print_stack(info: StackInfo) -> None:
     for service in info.services:
         state = "answers" if service_answers(service) else "DOES NOT ANSWER"
         out.print(f"  {service.describe()} [{state}]", highlight=False, soft_wrap=True)
+
+
+def _register_connectors() -> None:
+    # Imported here, after this module's commands exist: connectors' commands are added to the same group.
+    from connectors.cli import collector, import_files
+
+    cli.add_command(collector)
+    cli.add_command(import_files)
+
+
+_register_connectors()
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol, TypeVar
 
-from confluent_kafka import (  # type: ignore[attr-defined]
+from confluent_kafka import (
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
     ConsumerGroupState,
@@ -158,7 +158,7 @@ class KafkaLagSource:
             description: Any = None
             committed: dict[_TP, int | None] = {}
             owners: dict[_TP, str] = {}
-            error: str | None = None
+            failure: str | None = None
             try:
                 description = describe[group].result(timeout=self._timeout + 5)
                 for member in description.members:
@@ -170,14 +170,14 @@ class KafkaLagSource:
                     # Negative offsets are librdkafka's "no committed offset" sentinel (OFFSET_INVALID).
                     committed[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None
             except KafkaException as exc:
-                error = f"could not read group {group!r}: {_describe(exc)}"
+                failure = f"could not read group {group!r}: {_describe(exc)}"
                 log.warning("reading a consumer group failed", extra=kv(group=group, error=_describe(exc)))
-            partial.append((group, description, committed, owners, error))
+            partial.append((group, description, committed, owners, failure))
 
         needed = {tp for _g, _d, committed, owners, _e in partial for tp in (*committed, *owners)}
         readable = {tp for tp in needed if tp[1] in topics.get(tp[0], frozenset())}
-        ends = self._list_offsets(readable, OffsetSpec.latest())
-        starts = self._list_offsets(readable, OffsetSpec.earliest())
+        ends = self._list_offsets(readable, OffsetSpec.latest())  # type: ignore[no-untyped-call]
+        starts = self._list_offsets(readable, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
 
         positions: set[tuple[str, int, int]] = set()
         for _g, _d, committed, _o, _e in partial:

@@ -29,6 +29,7 @@ __all__ = [
     "PartitionReading",
     "PartitionStatus",
     "TopicLag",
+    "notfound_group_json",
     "report_to_json",
 ]
 
@@ -268,3 +269,19 @@ def report_to_json(report: LagReport) -> dict[str, Any]:
         "interval_seconds": report.interval_seconds,
         "groups": [_group_json(g) for g in report.groups],
     }
+
+
+def notfound_group_json(group: str, bootstrap: str) -> dict[str, Any]:
+    """The JSON entry of a group asked for by name that does not exist (status NOTFOUND)."""
+    return _group_json(
+        GroupLag(
+            group=group,
+            status=GroupStatus.NOTFOUND,
+            state=GroupState.DEAD,
+            members=0,
+            lag=None,
+            time_lag=None,
+            max_lag=None,
+            problems=(f"group {group!r} does not exist on {bootstrap}",),
+        )
+    )

@@ -277,9 +277,7 @@ class LagMonitor:
             for topic, at in sorted(deleted.items()):
                 noticed = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
                 problems.append(f"topic {topic!r} was deleted while this group consumed it (noticed {noticed})")
-        problems.extend(
-            f"{p.topic}[{p.partition}]: {p.error}" for p in parts if p.error and p.topic not in deleted
-        )
+        problems.extend(f"{p.topic}[{p.partition}]: {p.error}" for p in parts if p.error and p.topic not in deleted)
         return tuple(problems)
 
     def _notify(self, report: LagReport, now: float) -> None:

@@ -172,9 +172,7 @@ class WebhookNotifier:
                 problem = f"HTTP {response.status_code}"
             except httpx.HTTPError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
-            log.warning(
-                "webhook delivery failed", extra=kv(url=self.url, attempt=attempt + 1, error=problem)
-            )
+            log.warning("webhook delivery failed", extra=kv(url=self.url, attempt=attempt + 1, error=problem))
             if attempt < self._retries:
                 time.sleep(self._backoff * (attempt + 1))
         self._fallback.notify(change)

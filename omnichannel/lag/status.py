@@ -123,12 +123,12 @@ def evaluate_partition(
             return Evaluation(
                 PartitionStatus.STOP,
                 complete,
-                f"no commit for {idle:.0f}s (window {window_seconds:g}s), lag {last.lag}, no consumer holds it",
+                f"no commit for {_span(idle)} (window {window_seconds:g}s), lag {last.lag}, no consumer holds it",
             )
         return Evaluation(
             PartitionStatus.STALL,
             complete,
-            f"a consumer holds it but its offset has not moved for {idle:.0f}s, lag {last.lag}",
+            f"a consumer holds it but its offset has not moved for {_span(idle)}, lag {last.lag}",
         )
     if (
         complete
@@ -142,6 +142,10 @@ def evaluate_partition(
     if not complete:
         return Evaluation(PartitionStatus.OK, complete, "window not yet complete")
     return Evaluation(PartitionStatus.OK, complete, "consuming")
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds:.1f}s" if seconds < 60 else f"{seconds / 60:.1f}min"
 
 
 def evaluate_group(statuses: Iterable[PartitionStatus], *, exists: bool = True) -> GroupStatus:

@@ -28,7 +28,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from omnichannel.lag.metrics import lag_registry
-from omnichannel.lag.model import GroupState, GroupStatus, report_to_json
+from omnichannel.lag.model import GroupStatus, notfound_group_json, report_to_json
 from omnichannel.lag.monitor import LagMonitor
 from omnichannel.logs import kv
 
@@ -76,18 +76,12 @@ def create_app(monitor: LagMonitor, *, poll: bool = True) -> FastAPI:
                 {"error": "no reading yet: the monitor is still reading Kafka for the first time", "groups": []},
                 status_code=503,
             )
-        if group is not None and report.group(group) is None and report.broker_ok:
-            return JSONResponse(
-                {
-                    "error": f"consumer group {group!r} does not exist on {report.bootstrap}",
-                    "group": group,
-                    "status": GroupStatus.NOTFOUND.value,
-                    "state": GroupState.DEAD.value,
-                    "broker": report_to_json(report)["broker"],
-                    "groups": [],
-                },
-                status_code=404,
-            )
+        found = None if group is None else report.group(group)
+        if group is not None and report.broker_ok and (found is None or found.status is GroupStatus.NOTFOUND):
+            body = report_to_json(report.only(set()))
+            body["groups"] = [notfound_group_json(group, report.bootstrap)]
+            body["error"] = f"consumer group {group!r} does not exist on {report.bootstrap}"
+            return JSONResponse(body, status_code=404)
         body = report_to_json(report if group is None else report.only({group}))
         # Outage: the figures are the last ones read (broker.last_success_at); say so with the status code.
         return JSONResponse(body, status_code=200 if report.broker_ok else 503)

@@ -1,0 +1,195 @@
+"""``omnichannel lag``: the table (once, or ``--watch``) and ``omnichannel lag serve``.
+
+Registered on the main command line by ``omnichannel/cli.py`` (``cli.add_command(lag)``). This module does
+not import ``omnichannel.cli`` (that module imports this one), so it carries its own small error wrapper.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+import httpx
+from rich.console import Console
+from rich.live import Live
+
+from omnichannel.errors import OmnichannelError, ServiceUnavailableError
+from omnichannel.lag.broker import KafkaLagSource
+from omnichannel.lag.config import LagConfig
+from omnichannel.lag.model import notfound_group_json, report_to_json
+from omnichannel.lag.monitor import LagMonitor
+from omnichannel.lag.notify import LogNotifier, Notifier, WebhookNotifier
+from omnichannel.lag.table import exit_code, render_report
+from omnichannel.settings import Settings
+from omnichannel.stack import StackInfo, stack_file
+
+__all__ = ["build_monitor", "kafka_address", "lag"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _friendly(func: F) -> F:
+    """Typed project errors become one readable line and exit code 1, as everywhere in the CLI."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except OmnichannelError as exc:
+            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def kafka_address(settings: Settings) -> str:
+    """``KAFKA_BOOTSTRAP_SERVERS``, else the Kafka of a running ``omnichannel stack up``; starts nothing."""
+    if settings.kafka_bootstrap_servers:
+        return settings.kafka_bootstrap_servers
+    saved = StackInfo.load(stack_file(settings))
+    if saved is None:
+        raise ServiceUnavailableError(
+            "no Kafka address: set KAFKA_BOOTSTRAP_SERVERS (e.g. localhost:9092) or run `omnichannel stack up`"
+        )
+    return saved.kafka.address
+
+
+def build_monitor(bootstrap: str, config: LagConfig, notifier: Notifier | None = None) -> LagMonitor:
+    """A monitor on the real broker with the configured window, groups and notifier."""
+    if notifier is None:
+        notifier = WebhookNotifier(config.webhook_url) if config.webhook_url else LogNotifier()
+    return LagMonitor(
+        KafkaLagSource(bootstrap, timeout=config.timeout_seconds),
+        interval_seconds=config.interval_seconds,
+        window_seconds=config.window_seconds,
+        history_seconds=config.history_seconds,
+        groups=config.groups,
+        notifier=notifier,
+    )
+
+
+def _config(groups: tuple[str, ...], interval: float | None, window: float | None, **more: Any) -> LagConfig:
+    base = LagConfig.from_env()
+    window = window if window is not None else (None if interval is None else max(base.window_seconds, 2 * interval))
+    return base.override(groups=groups or None, interval_seconds=interval, window_seconds=window, **more)
+
+
+_group_option = click.option(
+    "-g", "--group", "groups", multiple=True, help="A consumer group to show (repeatable; default: every group)."
+)
+_interval_option = click.option(
+    "--interval", type=float, default=None, help="Seconds between readings [env OMNICHANNEL_LAG_INTERVAL; 10]."
+)
+_window_option = click.option(
+    "--window", type=float, default=None, help="Status window in seconds [env OMNICHANNEL_LAG_WINDOW; 120]."
+)
+
+
+@click.group("lag", invoke_without_command=True)
+@_group_option
+@click.option("-w", "--watch", is_flag=True, help="Redraw every interval until Ctrl-C (statuses need a window).")
+@_interval_option
+@_window_option
+@click.option("--server", metavar="URL", help="Ask a running `omnichannel lag serve` (e.g. http://localhost:8090).")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON of GET /v1/ops/lag instead of a table.")
+@click.pass_context
+@_friendly
+def lag(
+    ctx: click.Context,
+    groups: tuple[str, ...],
+    watch: bool,
+    interval: float | None,
+    window: float | None,
+    server: str | None,
+    as_json: bool,
+) -> None:
+    """Consumer lag per group, topic and partition, read from the broker: offsets behind, seconds behind,
+    and a Burrow-style status (OK, WARN, STALL, STOP, REWIND; groups OK, WARN, ERR, NOTFOUND).
+
+    Exit status without --watch: 0 all groups OK or WARN, 2 a group is ERR or NOTFOUND, 1 Kafka did not
+    answer. `omnichannel lag serve` runs the monitor as a service (metrics, JSON API, live page).
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    settings: Settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings.from_env()
+    config = _config(groups, interval, window)
+    if server is not None:
+        fetch: Callable[[], dict[str, Any]] = lambda: _from_server(server, groups)  # noqa: E731
+    else:
+        monitor = build_monitor(kafka_address(settings), config)
+        fetch = lambda: report_to_json(monitor.poll())  # noqa: E731
+    if not watch:
+        report = fetch()
+        if as_json:
+            click.echo(json.dumps(report, indent=2))
+        else:
+            out.print(render_report(report), highlight=False)
+        sys.exit(exit_code(report))
+    try:
+        with Live(render_report(fetch()), console=out, auto_refresh=False) as live:
+            while True:
+                time.sleep(config.interval_seconds)
+                live.update(render_report(fetch()), refresh=True)
+    except KeyboardInterrupt:
+        pass
+
+
+def _from_server(server: str, groups: tuple[str, ...]) -> dict[str, Any]:
+    url = server.rstrip("/") + "/v1/ops/lag"
+    try:
+        response = httpx.get(url, timeout=10.0)
+        body: dict[str, Any] = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise ServiceUnavailableError(
+            f"the lag monitor at {server} did not answer ({exc}); is `omnichannel lag serve` running there?"
+        ) from exc
+    if response.status_code not in (200, 503) or "groups" not in body:
+        raise ServiceUnavailableError(f"the lag monitor at {url} answered HTTP {response.status_code}: {body}")
+    if groups:
+        present = {g["group"]: g for g in body["groups"]}
+        bootstrap = (body.get("broker") or {}).get("bootstrap", server)
+        body["groups"] = [present.get(g) or notfound_group_json(g, bootstrap) for g in dict.fromkeys(groups)]
+    return body
+
+
+@lag.command("serve")
+@_group_option
+@_interval_option
+@_window_option
+@click.option("--host", default=None, help="Address to bind [env OMNICHANNEL_LAG_HOST; 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port [env OMNICHANNEL_LAG_PORT; 8090].")
+@click.pass_obj
+@_friendly
+def serve_command(
+    settings: Settings | None,
+    groups: tuple[str, ...],
+    interval: float | None,
+    window: float | None,
+    host: str | None,
+    port: int | None,
+) -> None:
+    """Run the lag monitor as its own process: /metrics, GET /v1/ops/lag, and the page at /ops/lag.
+
+    It polls Kafka every interval, keeps the last hour in memory, and sends a webhook
+    (OMNICHANNEL_LAG_WEBHOOK_URL) or writes a log line when a group leaves OK and when it returns.
+    A broker outage is shown on every output; the monitor keeps running and recovers by itself.
+    """
+    from omnichannel.lag.web import serve
+
+    settings = settings if isinstance(settings, Settings) else Settings.from_env()
+    config = _config(groups, interval, window, host=host, port=port)
+    monitor = build_monitor(kafka_address(settings), config)
+    err.print(
+        f"[dim]...[/] lag monitor for {monitor.source.bootstrap} on http://{config.host}:{config.port}/ops/lag "
+        f"(every {config.interval_seconds:g}s, window {config.window_seconds:g}s)",
+        markup=True,
+        highlight=False,
+    )
+    serve(monitor, config.host, config.port)
