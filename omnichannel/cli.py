@@ -251,6 +251,23 @@ def serve(settings: Settings, host: str, port: int) -> None:
     run_server(connect(settings), host, port)
 
 
+@cli.command()
+@click.option("--scripted", is_flag=True, help="Play the journey, print the timeline and exit (no page).")
+@click.option("--port", type=int, default=None, help="Port of the demo's HTTP API (default: a free one).")
+@click.pass_obj
+@friendly_errors
+def demo(settings: Settings, scripted: bool, port: int | None) -> None:
+    """The mobile-to-tablet basket, end to end on this machine.
+
+    Starts (or reuses) Kafka, the Schema Registry and Redis, a stream-processor worker and the HTTP API
+    with development keys; a shopper fills a basket on the phone anonymously, logs in on the tablet and
+    carries on. Prints each step's latency; then serves the page at /demo/ until Ctrl-C.
+    """
+    from omnichannel.demo import run_demo
+
+    run_demo(settings, progress, scripted, port)
+
+
 def _print_stack(info: StackInfo) -> None:
     for service in info.services:
         state = "answers" if service_answers(service) else "DOES NOT ANSWER"

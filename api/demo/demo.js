@@ -83,6 +83,8 @@ function productButtons(prefix, dev) {
 
 async function main() {
   keys = (await (await fetch("config.json")).json()).keys;
+  // A fresh shopper per page load: an e-mail stays with the first customer who claimed it.
+  for (const id of ["phone-email", "tablet-email"]) document.getElementById(id).value = `ana+${token}@example.com`;
   document.getElementById("phone-who").textContent = `anonymous id ${phone.anonymous}`;
   productButtons("phone", phone);
   productButtons("tablet", tablet);
