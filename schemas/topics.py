@@ -8,7 +8,7 @@ needs only the registry URL to decode them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "Cleanup",
     "TopicSpec",
     "by_name",
+    "catalogue_for",
     "channel_topic",
     "subject_for",
 ]
@@ -157,6 +158,13 @@ CATALOGUE: tuple[TopicSpec, ...] = (
 )
 
 _BY_NAME = {spec.name: spec for spec in CATALOGUE}
+
+
+def catalogue_for(namespace: str) -> tuple[TopicSpec, ...]:
+    """The catalogue with every topic name prefixed by ``<namespace>.`` (unchanged when it is empty)."""
+    if not namespace:
+        return CATALOGUE
+    return tuple(replace(spec, name=f"{namespace}.{spec.name}") for spec in CATALOGUE)
 
 
 def by_name(topic: str) -> TopicSpec:
