@@ -209,9 +209,12 @@ def schemas_check() -> None:
 
 @cli.command()
 @click.option("--app-id", help="Consumer group / Faust app id (default: omnichannel-processor in the namespace).")
+@click.option(
+    "--metrics-port", type=int, default=None, help="Serve Prometheus metrics (end-to-end latency ...) on this port."
+)
 @click.pass_context
 @friendly_errors
-def worker(ctx: click.Context, app_id: str | None) -> None:
+def worker(ctx: click.Context, app_id: str | None, metrics_port: int | None) -> None:
     """Run a stream-processor worker: identity resolution, carts and customer state in Redis.
 
     Consumes every channel topic, writes Redis and the unified topics. Start several to share the
@@ -225,9 +228,15 @@ def worker(ctx: click.Context, app_id: str | None) -> None:
     assert settings.kafka_bootstrap_servers is not None
     ensure_topics(settings.kafka_bootstrap_servers, catalogue_for(settings.namespace), settings.partitions)
     app = build_app(settings, ProcessorConfig.from_env(), app_id)
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port)
     level = {logging.DEBUG: "debug", logging.INFO: "info"}.get(logging.getLogger().getEffectiveLevel(), "warn")
     quiet = ["--quiet"] if level == "warn" else []  # the start-up banner only when asked for (-v)
-    sys.argv = ["omnichannel worker", *quiet, "worker", "--loglevel", level]
+    # --without-web: the worker command overrides the app's web_enabled, and a second worker on the machine
+    # would otherwise crash binding the same port.
+    sys.argv = ["omnichannel worker", *quiet, "worker", "--loglevel", level, "--without-web"]
     app.main()
 
 

@@ -28,6 +28,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from omnichannel.lag.processor_metrics import processor_metrics
 from omnichannel.settings import Settings
 from schemas.codec import AvroCodec
 from schemas.registry import ConfluentSchemaRegistry
@@ -83,7 +84,9 @@ def _incoming(event: Any) -> Incoming:
     message = event.message
     headers = message.headers or ()
     pairs = tuple(headers.items()) if isinstance(headers, dict) else tuple(headers)
-    return Incoming(message.topic, message.partition, message.offset, message.key, message.value, pairs)
+    return Incoming(
+        message.topic, message.partition, message.offset, message.key, message.value, pairs, message.timestamp
+    )
 
 
 def _fatal(stage: str, exc: BaseException) -> None:
@@ -129,7 +132,15 @@ def build_app(settings: Settings, config: ProcessorConfig, app_id: str | None = 
     outputs = {name: topic(name) for name in (BY_CUSTOMER, IDENTITY_LINKS, CARTS, STATE, DEAD_LETTERS)}
     sink = FaustSink(outputs)
     identity = IdentityStage(codec, IdentityStore(redis, keys, config.identity_rules), config, settings.topic)
-    state = StateStage(codec, StateStore(redis, keys), config, settings.topic)
+    metrics = processor_metrics()
+
+    async def applied(batch: Sequence[Incoming]) -> None:
+        # After the Redis write: record time -> state applied, per record (see omnichannel.lag.processor_metrics).
+        for record in batch:
+            if record.timestamp_s is not None:
+                metrics.record_applied(app_id, record.topic, record.partition, record_timestamp=record.timestamp_s)
+
+    state = StateStage(codec, StateStore(redis, keys), config, settings.topic, on_applied=applied)
     channel_topics = app.topic(
         *(settings.topic(channel_topic(c)) for c in CHANNELS), value_serializer="raw", key_serializer="raw"
     )

@@ -22,6 +22,7 @@ class Incoming:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp_s: float | None = None  # the record's Kafka timestamp (Unix seconds), for latency metrics
 
     def header(self, name: str) -> bytes | None:
         for key, value in self.headers:
