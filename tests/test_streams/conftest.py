@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from omnichannel.settings import Settings
 from schemas.codec import AvroCodec
 from schemas.loader import EVENT_FULLNAME
 from schemas.registry import ConfluentSchemaRegistry
+from schemas.samples import sample_event
 from schemas.topics import catalogue_for, channel_topic
 
 
@@ -181,3 +183,73 @@ def pipeline_factory(settings: Settings, tmp_path: Path) -> Iterator[Callable[..
     for pipeline in made:
         pipeline.worker.stop()
         pipeline.redis.close()
+
+
+CUSTOMERS = 40
+PRODUCTS = ("SKU-1", "SKU-2", "SKU-3", "SKU-4")
+
+
+def random_cart_traffic(seed: int, count: int, now: int) -> tuple[list[dict[str, Any]], dict[str, dict[str, int]]]:
+    """Seeded cart operations, and the expected carts by a deliberately simple model."""
+    rng = random.Random(seed)
+    model: dict[str, dict[str, int]] = {f"C{i}": {} for i in range(CUSTOMERS)}
+    events = []
+    for n in range(count):
+        customer = f"C{rng.randrange(CUSTOMERS)}"
+        product = rng.choice(PRODUCTS)
+        ids = {
+            "anonymous_id": None,
+            "customer_id": customer,
+            "email_hash": None,
+            "phone_hash": None,
+            "loyalty_card": None,
+        }
+        device = {"device_id": f"phone-{customer}", "kind": "phone", "role": "customer_owned"}
+        op = rng.random()
+        if op < 0.6:
+            qty = rng.randint(1, 3)
+            payload: dict[str, Any] = {
+                "product_id": product,
+                "quantity": qty,
+                "unit_price_cents": 500,
+                "currency": "EUR",
+            }
+            event = sample_event(
+                "cart_line_added", channel="web", identities=ids, device=device, payload=payload, occurred_at_ms=now + n
+            )
+            model[customer][product] = model[customer].get(product, 0) + qty
+        elif op < 0.85:
+            qty = rng.randint(0, 4)
+            payload = {"product_id": product, "quantity": qty, "unit_price_cents": 500, "currency": "EUR"}
+            event = sample_event(
+                "cart_quantity_set",
+                channel="web",
+                identities=ids,
+                device=device,
+                payload=payload,
+                occurred_at_ms=now + n,
+            )
+            if qty == 0:
+                model[customer].pop(product, None)
+            else:
+                model[customer][product] = qty
+        else:
+            event = sample_event(
+                "cart_line_removed",
+                channel="web",
+                identities=ids,
+                device=device,
+                payload={"product_id": product},
+                occurred_at_ms=now + n,
+            )
+            model[customer].pop(product, None)
+        events.append(event)
+    return events, model
+
+
+def carts_by_customer(pipeline: Pipeline) -> dict[str, dict[str, int]]:
+    found = {}
+    for i in range(CUSTOMERS):
+        cart = pipeline.cart(f"customer:C{i}")
+        found[f"C{i}"] = {line["product_id"]: line["quantity"] for line in (cart or {}).get("lines", [])}
+    return found

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import signal
 import time
 from collections.abc import Callable
@@ -11,87 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import redis as redis_lib
-from conftest import Pipeline
+from conftest import Pipeline, carts_by_customer, random_cart_traffic
 
 from omnichannel.stack.model import quiet
 from omnichannel.stack.processes import stop
 from omnichannel.stack.redis_server import start_local_redis
 from schemas.samples import sample_event
 
-CUSTOMERS = 40
-PRODUCTS = ("SKU-1", "SKU-2", "SKU-3", "SKU-4")
-
-
-def _random_cart_traffic(seed: int, count: int, now: int) -> tuple[list[dict[str, Any]], dict[str, dict[str, int]]]:
-    """Seeded cart operations, and the expected carts by a deliberately simple model."""
-    rng = random.Random(seed)
-    model: dict[str, dict[str, int]] = {f"C{i}": {} for i in range(CUSTOMERS)}
-    events = []
-    for n in range(count):
-        customer = f"C{rng.randrange(CUSTOMERS)}"
-        product = rng.choice(PRODUCTS)
-        ids = {
-            "anonymous_id": None,
-            "customer_id": customer,
-            "email_hash": None,
-            "phone_hash": None,
-            "loyalty_card": None,
-        }
-        device = {"device_id": f"phone-{customer}", "kind": "phone", "role": "customer_owned"}
-        op = rng.random()
-        if op < 0.6:
-            qty = rng.randint(1, 3)
-            payload: dict[str, Any] = {
-                "product_id": product,
-                "quantity": qty,
-                "unit_price_cents": 500,
-                "currency": "EUR",
-            }
-            event = sample_event(
-                "cart_line_added", channel="web", identities=ids, device=device, payload=payload, occurred_at_ms=now + n
-            )
-            model[customer][product] = model[customer].get(product, 0) + qty
-        elif op < 0.85:
-            qty = rng.randint(0, 4)
-            payload = {"product_id": product, "quantity": qty, "unit_price_cents": 500, "currency": "EUR"}
-            event = sample_event(
-                "cart_quantity_set",
-                channel="web",
-                identities=ids,
-                device=device,
-                payload=payload,
-                occurred_at_ms=now + n,
-            )
-            if qty == 0:
-                model[customer].pop(product, None)
-            else:
-                model[customer][product] = qty
-        else:
-            event = sample_event(
-                "cart_line_removed",
-                channel="web",
-                identities=ids,
-                device=device,
-                payload={"product_id": product},
-                occurred_at_ms=now + n,
-            )
-            model[customer].pop(product, None)
-        events.append(event)
-    return events, model
-
-
-def _carts(pipeline: Pipeline) -> dict[str, dict[str, int]]:
-    found = {}
-    for i in range(CUSTOMERS):
-        cart = pipeline.cart(f"customer:C{i}")
-        found[f"C{i}"] = {line["product_id"]: line["quantity"] for line in (cart or {}).get("lines", [])}
-    return found
-
 
 def test_sigkill_in_the_middle_loses_nothing_and_applies_nothing_twice(
     pipeline_factory: Callable[..., Pipeline],
 ) -> None:
-    events, model = _random_cart_traffic(seed=20261123, count=4000, now=int(time.time() * 1000))
+    events, model = random_cart_traffic(seed=20261123, count=4000, now=int(time.time() * 1000))
     pipeline = pipeline_factory(start=False, extra_env={"OMNICHANNEL_BATCH_MAX": "25"})
     pipeline.publish(events)
     pipeline.worker.start()
@@ -101,12 +31,14 @@ def test_sigkill_in_the_middle_loses_nothing_and_applies_nothing_twice(
 
     pipeline.wait_for(lambda: applied() >= 5, what="the first applied batches")
     assert pipeline.worker.kill(signal.SIGKILL) == -signal.SIGKILL
-    assert _carts(pipeline) != model, "the worker finished before it was killed: the crash tested nothing"
+    assert carts_by_customer(pipeline) != model, "the worker finished before it was killed: the crash tested nothing"
 
     pipeline.worker.start()
-    pipeline.wait_for(lambda: _carts(pipeline) == model, timeout=180, what="the final carts to equal the model")
+    pipeline.wait_for(
+        lambda: carts_by_customer(pipeline) == model, timeout=180, what="the final carts to equal the model"
+    )
     time.sleep(2)  # anything applied twice would show up after the match
-    assert _carts(pipeline) == model
+    assert carts_by_customer(pipeline) == model
 
 
 def test_redis_outage_stops_the_worker_without_skipping_and_a_restart_applies_the_event(
