@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help setup services test lint unit demo bench clean
+.PHONY: help setup services chromium test lint unit demo bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-8s %s\n", $$1, $$2}'
@@ -21,8 +21,11 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)  ## Virtual environment and dependencies
 	@true
 
-services: setup  ## Fetch Kafka/registry jars and install redis-server if missing (no-op when cached)
+services: setup chromium  ## Fetch Kafka/registry jars and install redis-server if missing (no-op when cached)
 	$(BIN)/omnichannel stack fetch
+
+chromium:  ## Debian's chromium for the browser tests, if missing (needs root; no-op when present)
+	sh scripts/ensure-chromium.sh
 
 lint: setup  ## ruff (lint + format check) and mypy --strict
 	$(BIN)/ruff check .

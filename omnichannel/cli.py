@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
 
 import click
-from rich.console import Console
 
 from omnichannel import logs
-from omnichannel.errors import OmnichannelError
+from omnichannel.console import err, friendly_errors, out, progress
 from omnichannel.kafka_admin import ensure_topics
 from omnichannel.lag.cli import lag
 from omnichannel.settings import Settings
@@ -25,29 +21,6 @@ from schemas.registry import ConfluentSchemaRegistry
 from schemas.topics import CATALOGUE, catalogue_for
 
 __all__ = ["main"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
-
-
-def friendly_errors(func: F) -> F:
-    """Turn the project's typed errors into one readable line and exit code 1 (no traceback)."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except OmnichannelError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def progress(message: str) -> None:
-    """Progress of long steps goes to stderr, so stdout stays machine-readable."""
-    err.print(f"[dim]...[/] {message}", markup=True, highlight=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -285,9 +258,8 @@ def _print_stack(info: StackInfo) -> None:
 
 def _register_connectors() -> None:
     # Imported here, after this module's commands exist: connectors' commands are added to the same group.
-    from connectors.cli import collector, import_files
+    from connectors.cli import import_files
 
-    cli.add_command(collector)
     cli.add_command(import_files)
 
 

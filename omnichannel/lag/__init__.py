@@ -2,7 +2,7 @@
 
 Figures come from the broker (never from a processor's bookkeeping); statuses follow Burrow's rules over a
 sliding window (:mod:`omnichannel.lag.status`). Outputs: Prometheus ``/metrics``, ``GET /v1/ops/lag``, the
-``omnichannel lag`` table, a live page at ``/ops/lag`` and a notifier hook. See ``README.md`` beside this file.
+``omnichannel lag`` table, a live page at ``/ops/lag`` and a notifier hook. See docs/lag.md.
 
 Importing this package starts nothing and touches no network; the web layer (FastAPI) is imported only by
 :mod:`omnichannel.lag.web`.

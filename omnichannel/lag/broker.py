@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from confluent_kafka import (
@@ -51,6 +52,17 @@ _STATES = {
 PROBE_GROUP = "omnichannel-lag-probe"
 # Record timestamps at an offset never change, so they are cached; this bounds the cache's memory.
 _TIMESTAMP_CACHE_SIZE = 50_000
+
+
+@dataclass
+class _RawGroup:
+    """What the coordinator said about one group, before partitions are joined with log offsets."""
+
+    group: str
+    description: Any = None
+    committed: dict[_TP, int | None] = field(default_factory=dict)
+    owners: dict[_TP, str] = field(default_factory=dict)
+    failure: str | None = None
 
 
 class LagSource(Protocol):
@@ -100,6 +112,8 @@ class KafkaLagSource:
             "socket.timeout.ms": max(1000, int(timeout * 1000)),
         }
         self._admin = AdminClient(dict(self._config))
+        self._renew_admin = False
+        self._failing_groups: set[str] = set()
         self._timestamps: OrderedDict[tuple[str, int, int], float] = OrderedDict()
 
     @property
@@ -115,10 +129,25 @@ class KafkaLagSource:
 
     def read(self, groups: Sequence[str] | None = None) -> ClusterReading:
         """One reading; raises :class:`BrokerUnavailableError` when the cluster does not answer."""
+        if self._renew_admin:
+            # After a broker restart, a long-lived AdminClient was seen answering metadata again while its
+            # group requests kept timing out (librdkafka 2.16); a fresh client recovers at once.
+            self._admin.poll(0)
+            self._admin = AdminClient(dict(self._config))
+            self._renew_admin = False
         try:
-            return self._read(groups)
+            reading = self._read(groups)
+        except BrokerUnavailableError:
+            self._renew_admin = True
+            raise
         finally:
             self._admin.poll(0)  # serve queued librdkafka log lines to the (DEBUG) logger
+        failing = {g.group for g in reading.groups if g.error is not None}
+        self._renew_admin = bool(failing)
+        for group in sorted(self._failing_groups - failing):
+            log.warning("consumer group readable again", extra=kv(group=group))
+        self._failing_groups = failing
+        return reading
 
     def _read(self, groups: Sequence[str] | None) -> ClusterReading:
         try:
@@ -138,61 +167,34 @@ class KafkaLagSource:
         listing = self._result(self._admin.list_consumer_groups(request_timeout=self._timeout), "list groups")
         for error in listing.errors:
             log.warning("listing consumer groups partly failed", extra=kv(error=str(error)))
-        known = {g.group_id for g in listing.valid}
-        wanted = sorted(known) if groups is None else list(dict.fromkeys(groups))
-        existing = [g for g in wanted if g in known]
+        listed = {g.group_id for g in listing.valid}
+        # Groups asked for by name are described even when not listed: a listing can be partial (a coordinator
+        # still loading after a restart), and only the coordinator's own answer (state DEAD) means "no such group".
+        wanted = sorted(listed) if groups is None else list(dict.fromkeys(groups))
+        raw = self._read_groups(wanted)
 
-        describe: dict[str, Future[Any]] = (
-            self._admin.describe_consumer_groups(existing, request_timeout=self._timeout) if existing else {}
-        )
-        # One OffsetFetch per group: the API takes one group per request; all are in flight at once.
-        offsets = {
-            g: self._admin.list_consumer_group_offsets(
-                [ConsumerGroupTopicPartitions(g)], request_timeout=self._timeout
-            )[g]
-            for g in existing
-        }
-
-        partial: list[tuple[str, Any, dict[_TP, int | None], dict[_TP, str], str | None]] = []
-        for group in existing:
-            description: Any = None
-            committed: dict[_TP, int | None] = {}
-            owners: dict[_TP, str] = {}
-            failure: str | None = None
-            try:
-                description = describe[group].result(timeout=self._timeout + 5)
-                for member in description.members:
-                    host = str(member.host).lstrip("/")
-                    for tp in member.assignment.topic_partitions:
-                        owners[(tp.topic, tp.partition)] = f"{member.client_id}@{host}"
-                fetched = offsets[group].result(timeout=self._timeout + 5)
-                for tp in fetched.topic_partitions:
-                    # Negative offsets are librdkafka's "no committed offset" sentinel (OFFSET_INVALID).
-                    committed[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None
-            except KafkaException as exc:
-                failure = f"could not read group {group!r}: {_describe(exc)}"
-                log.warning("reading a consumer group failed", extra=kv(group=group, error=_describe(exc)))
-            partial.append((group, description, committed, owners, failure))
-
-        needed = {tp for _g, _d, committed, owners, _e in partial for tp in (*committed, *owners)}
+        needed = {tp for r in raw for tp in (*r.committed, *r.owners)}
         readable = {tp for tp in needed if tp[1] in topics.get(tp[0], frozenset())}
         ends = self._list_offsets(readable, OffsetSpec.latest())  # type: ignore[no-untyped-call]
         starts = self._list_offsets(readable, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
 
+        def position_of(tp: _TP, committed: int | None) -> int | None:
+            start = starts.get(tp)
+            return read_position(committed, start if isinstance(start, int) else None)
+
         positions: set[tuple[str, int, int]] = set()
-        for _g, _d, committed, _o, _e in partial:
-            for tp, offset in committed.items():
-                end, start = ends.get(tp), starts.get(tp)
-                position = read_position(offset, start if isinstance(start, int) else None)
+        for r in raw:
+            for tp, offset in r.committed.items():
+                position, end = position_of(tp, offset), ends.get(tp)
                 if position is not None and isinstance(end, int) and position < end:
                     positions.add((tp[0], tp[1], position))
         stamps = self._record_timestamps(positions)
 
         readings: list[GroupReading] = []
-        for group, description, committed, owners, error in partial:
+        for r in raw:
             parts: list[PartitionReading] = []
-            for topic, partition in sorted({*committed, *owners}):
-                tp = (topic, partition)
+            for tp in sorted({*r.committed, *r.owners}):
+                topic, partition = tp
                 end, start = ends.get(tp), starts.get(tp)
                 problem = None
                 if topic not in topics:
@@ -201,36 +203,69 @@ class KafkaLagSource:
                     problem = f"partition {partition} does not exist in topic {topic!r}"
                 elif isinstance(end, str) or isinstance(start, str):
                     problem = end if isinstance(end, str) else str(start)
-                offset = committed.get(tp)
-                position = read_position(offset, start if isinstance(start, int) else None)
+                position = position_of(tp, r.committed.get(tp))
                 parts.append(
                     PartitionReading(
                         topic=topic,
                         partition=partition,
-                        committed=offset,
+                        committed=r.committed.get(tp),
                         end=end if isinstance(end, int) else None,
                         earliest=start if isinstance(start, int) else None,
                         position_timestamp=None if position is None else stamps.get((topic, partition, position)),
-                        owner=owners.get(tp),
+                        owner=r.owners.get(tp),
                         error=problem,
                     )
                 )
-            state = GroupState.UNKNOWN if description is None else _STATES.get(description.state, GroupState.UNKNOWN)
-            members = 0 if description is None else len(description.members)
-            readings.append(GroupReading(group, True, state, members, tuple(parts), error))
-        for group in wanted:
-            if group not in known:
-                readings.append(GroupReading(group, False, GroupState.DEAD, 0, (), f"group {group!r} does not exist"))
-        order = {g: i for i, g in enumerate(wanted)}
-        readings.sort(key=lambda r: order[r.group])
+            if r.description is not None:
+                state = _STATES.get(r.description.state, GroupState.UNKNOWN)
+            else:
+                state = GroupState.UNKNOWN if r.failure else GroupState.DEAD
+            members = 0 if r.description is None else len(r.description.members)
+            exists = r.failure is not None or r.group in listed or state is not GroupState.DEAD or bool(parts)
+            readings.append(GroupReading(r.group, exists, state, members, tuple(parts), r.failure))
         return ClusterReading(topics=frozenset(topics), groups=tuple(readings))
+
+    def _read_groups(self, wanted: list[str]) -> list[_RawGroup]:
+        """State, assignments and committed offsets of each group; a group that fails carries the reason."""
+        describe: dict[str, Future[Any]] = (
+            self._admin.describe_consumer_groups(wanted, request_timeout=self._timeout) if wanted else {}
+        )
+        # One OffsetFetch per group: the API takes one group per request; all are in flight at once.
+        offsets = {
+            g: self._admin.list_consumer_group_offsets(
+                [ConsumerGroupTopicPartitions(g)], request_timeout=self._timeout
+            )[g]
+            for g in wanted
+        }
+        raw: list[_RawGroup] = []
+        for group in wanted:
+            found = _RawGroup(group)
+            try:
+                found.description = describe[group].result(timeout=self._timeout + 5)
+                for member in found.description.members:
+                    host = str(member.host).lstrip("/")
+                    for tp in member.assignment.topic_partitions:
+                        found.owners[(tp.topic, tp.partition)] = f"{member.client_id}@{host}"
+                for tp in offsets[group].result(timeout=self._timeout + 5).topic_partitions:
+                    # Negative offsets are librdkafka's "no committed offset" sentinel (OFFSET_INVALID).
+                    found.committed[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None
+            except (KafkaException, TimeoutError) as exc:
+                if isinstance(exc, KafkaException) and _code(exc) == KafkaError.GROUP_ID_NOT_FOUND:
+                    raw.append(_RawGroup(group))  # the new (KIP-848) coordinator says so outright
+                    continue
+                found.failure = f"could not read group {group!r}: {_describe(exc)}"
+                # Once per outage of this group, not once per poll.
+                level = logging.DEBUG if group in self._failing_groups else logging.WARNING
+                log.log(level, "reading a consumer group failed", extra=kv(group=group, error=_describe(exc)))
+            raw.append(found)
+        return raw
 
     # -- helpers ------------------------------------------------------------------------------------------------
 
     def _result(self, future: Future[_T], what: str) -> _T:
         try:
             return future.result(timeout=self._timeout + 5)
-        except KafkaException as exc:
+        except (KafkaException, TimeoutError) as exc:
             raise BrokerUnavailableError(f"Kafka at {self._bootstrap} failed to {what}: {_describe(exc)}") from exc
 
     def _list_offsets(self, partitions: set[_TP], spec: Any) -> dict[_TP, int | str]:
@@ -243,6 +278,8 @@ class KafkaLagSource:
         for tp, future in futures.items():
             try:
                 found[(tp.topic, tp.partition)] = int(future.result(timeout=self._timeout + 5).offset)
+            except TimeoutError:
+                found[(tp.topic, tp.partition)] = f"offsets of {tp.topic}[{tp.partition}] did not come in time"
             except KafkaException as exc:
                 if _code(exc) in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
                     raise BrokerUnavailableError(
@@ -321,6 +358,9 @@ class KafkaLagSource:
                     self._timestamps.popitem(last=False)
         for tp in pending:
             log.debug("no record read at the position in time", extra=kv(topic=tp[0], partition=tp[1]))
+        # librdkafka keeps a partition's pause flag across unassign/assign: a later round re-reading the same
+        # partition at another offset would wait for nothing.
+        consumer.resume([TopicPartition(t, p) for t, p in batch])
         consumer.unassign()
         return found
 
@@ -330,8 +370,8 @@ def _code(exc: KafkaException) -> Any:
     return error.code() if isinstance(error, KafkaError) else None
 
 
-def _describe(exc: KafkaException) -> str:
+def _describe(exc: Exception) -> str:
     error = exc.args[0] if exc.args else None
     if isinstance(error, KafkaError):
         return f"{error.name()}: {error.str()}"
-    return str(exc)
+    return str(exc) or type(exc).__name__

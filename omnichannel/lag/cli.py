@@ -10,14 +10,15 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import httpx
-from rich.console import Console
+from rich.console import RenderableType
 from rich.live import Live
+from rich.text import Text
 
+from omnichannel.console import err, friendly_errors, out
 from omnichannel.errors import OmnichannelError, ServiceUnavailableError
 from omnichannel.lag.broker import KafkaLagSource
 from omnichannel.lag.config import LagConfig
@@ -29,24 +30,6 @@ from omnichannel.settings import Settings
 from omnichannel.stack import StackInfo, stack_file
 
 __all__ = ["build_monitor", "kafka_address", "lag"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-
-def _friendly(func: F) -> F:
-    """Typed project errors become one readable line and exit code 1, as everywhere in the CLI."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except OmnichannelError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def kafka_address(settings: Settings) -> str:
@@ -61,7 +44,9 @@ def kafka_address(settings: Settings) -> str:
     return saved.kafka.address
 
 
-def build_monitor(bootstrap: str, config: LagConfig, notifier: Notifier | None = None) -> LagMonitor:
+def build_monitor(
+    bootstrap: str, config: LagConfig, notifier: Notifier | None = None, *, log_outages: bool = True
+) -> LagMonitor:
     """A monitor on the real broker with the configured window, groups and notifier."""
     if notifier is None:
         notifier = WebhookNotifier(config.webhook_url) if config.webhook_url else LogNotifier()
@@ -72,6 +57,7 @@ def build_monitor(bootstrap: str, config: LagConfig, notifier: Notifier | None =
         history_seconds=config.history_seconds,
         groups=config.groups,
         notifier=notifier,
+        log_outages=log_outages,
     )
 
 
@@ -100,7 +86,7 @@ _window_option = click.option(
 @click.option("--server", metavar="URL", help="Ask a running `omnichannel lag serve` (e.g. http://localhost:8090).")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON of GET /v1/ops/lag instead of a table.")
 @click.pass_context
-@_friendly
+@friendly_errors
 def lag(
     ctx: click.Context,
     groups: tuple[str, ...],
@@ -123,7 +109,8 @@ def lag(
     if server is not None:
         fetch: Callable[[], dict[str, Any]] = lambda: _from_server(server, groups)  # noqa: E731
     else:
-        monitor = build_monitor(kafka_address(settings), config)
+        # One reading prints its outage in the table itself; a log line would only repeat it.
+        monitor = build_monitor(kafka_address(settings), config, log_outages=watch)
         fetch = lambda: report_to_json(monitor.poll())  # noqa: E731
     if not watch:
         report = fetch()
@@ -133,12 +120,20 @@ def lag(
             out.print(render_report(report), highlight=False)
         sys.exit(exit_code(report))
     try:
-        with Live(render_report(fetch()), console=out, auto_refresh=False) as live:
+        with Live(_drawn(fetch), console=out, auto_refresh=False) as live:
             while True:
                 time.sleep(config.interval_seconds)
-                live.update(render_report(fetch()), refresh=True)
+                live.update(_drawn(fetch), refresh=True)
     except KeyboardInterrupt:
         pass
+
+
+def _drawn(fetch: Callable[[], dict[str, Any]]) -> RenderableType:
+    """One frame of --watch; a failed fetch (e.g. `lag serve` restarting) is shown, and watching goes on."""
+    try:
+        return render_report(fetch(), watching=True)
+    except OmnichannelError as exc:
+        return Text(f"error: {exc} (retrying)", style="bold red")
 
 
 def _from_server(server: str, groups: tuple[str, ...]) -> dict[str, Any]:
@@ -166,7 +161,7 @@ def _from_server(server: str, groups: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--host", default=None, help="Address to bind [env OMNICHANNEL_LAG_HOST; 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port [env OMNICHANNEL_LAG_PORT; 8090].")
 @click.pass_obj
-@_friendly
+@friendly_errors
 def serve_command(
     settings: Settings | None,
     groups: tuple[str, ...],

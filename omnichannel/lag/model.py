@@ -254,7 +254,7 @@ def _group_json(g: GroupLag) -> dict[str, Any]:
 
 
 def report_to_json(report: LagReport) -> dict[str, Any]:
-    """The JSON form served by ``GET /v1/ops/lag`` (documented in the package README)."""
+    """The JSON form served by ``GET /v1/ops/lag`` (documented in docs/lag.md)."""
     return {
         "taken_at": report.taken_at,
         "taken_at_iso": _iso(report.taken_at),

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from omnichannel.lag.broker import LagSource
@@ -28,7 +28,6 @@ from omnichannel.lag.model import (
     GroupStatus,
     LagReport,
     PartitionLag,
-    PartitionStatus,
     TopicLag,
 )
 from omnichannel.lag.notify import LogNotifier, Notifier, transition
@@ -57,6 +56,7 @@ class LagMonitor:
     ``groups=None`` watches every consumer group on the cluster; a list watches those names only, and names
     that do not exist are reported NOTFOUND. ``window_seconds`` is the status window (see
     :mod:`omnichannel.lag.status`), ``history_seconds`` how much of each group's past the page can plot.
+    ``log_outages=False`` leaves the outage log line to the caller (a one-shot reading prints it anyway).
     """
 
     def __init__(
@@ -69,6 +69,7 @@ class LagMonitor:
         groups: Sequence[str] | None = None,
         notifier: Notifier | None = None,
         clock: Clock = time.time,
+        log_outages: bool = True,
     ) -> None:
         self.source = source
         self.interval_seconds = interval_seconds
@@ -76,6 +77,7 @@ class LagMonitor:
         self.groups = None if groups is None else tuple(groups)
         self.notifier: Notifier = notifier if notifier is not None else LogNotifier()
         self._clock = clock
+        self._log_outages = log_outages
         self._lock = threading.Lock()
         self._tracks: dict[_Key, _Track] = {}
         self._history = History(history_seconds)
@@ -96,6 +98,9 @@ class LagMonitor:
             reading = self.source.read(self.groups)
         except BrokerUnavailableError as exc:
             return self._record_outage(now, str(exc))
+        with self._lock:
+            if self._latest is not None and not self._latest.broker_ok:
+                self._forgive_outage(now)
         report = self._evaluate(reading, now)
         with self._lock:
             was_down = self._latest is not None and not self._latest.broker_ok
@@ -159,16 +164,33 @@ class LagMonitor:
             self._latest = report
             for group in report.groups:  # a gap in the plotted lines, not a flat segment
                 self._history.add(group.group, Point(now, None, None, None))
-        if first:
+        if first and self._log_outages:
             log.warning("Kafka does not answer; showing the last figures and retrying", extra=kv(error=error))
         else:
             log.debug("Kafka still does not answer", extra=kv(error=error))
         return report
 
+    def _forgive_outage(self, now: float) -> None:
+        """Consumers cannot commit while Kafka is down: restart every commit clock and window from ``now``, so
+        an outage longer than the window does not turn healthy groups STOP the moment Kafka answers again.
+        Offsets are kept, so a rewind across the outage is still seen. Caller holds the lock."""
+        for track in self._tracks.values():
+            track.observed_since = now
+            track.samples = deque(replace(s, commit_at=max(s.commit_at, now)) for s in track.samples)
+
     def _evaluate(self, reading: ClusterReading, now: float) -> LagReport:
         seen_keys: set[_Key] = set()
         groups: list[GroupLag] = []
+        with self._lock:
+            previous = self._last_good
         for group in reading.groups:
+            before = None if previous is None else previous.group(group.group)
+            if group.error is not None and before is not None:
+                # This group could not be read this time (e.g. its coordinator is still loading after a broker
+                # restart): keep its last figures and windows, and say why they are not fresh.
+                seen_keys.update((group.group, p.topic, p.partition) for p in before.partitions())
+                groups.append(replace(before, problems=(f"{group.error}; showing the previous reading",)))
+                continue
             groups.append(self._evaluate_group(group, reading.topics, now, seen_keys))
         with self._lock:
             for key in [k for k in self._tracks if k not in seen_keys]:
@@ -302,8 +324,3 @@ class LagMonitor:
             present = {g.group for g in report.groups}
             for gone in [g for g in self._statuses if g not in present]:
                 del self._statuses[gone]
-
-
-def statuses_of(report: LagReport) -> dict[str, dict[tuple[str, int], PartitionStatus]]:
-    """``{group: {(topic, partition): status}}``: a compact view for tests and scripts."""
-    return {g.group: {(p.topic, p.partition): p.status for p in g.partitions()} for g in report.groups}

@@ -7,7 +7,11 @@ The window
     saw the committed offset take its current value* (:func:`next_sample`); a source that knows the broker's
     commit time may pass it instead and the rules are unchanged. The window is the samples read in the last
     ``W`` seconds (``window_seconds``). It is *complete* once the monitor has watched the partition for at
-    least ``W`` seconds (``observed_since <= now - W``); before that only REWIND can be raised.
+    least ``W`` seconds (``observed_since <= now - W``). WARN needs a complete window; STOP and STALL need the
+    offset unchanged for longer than ``W``, which monitor-observed commit times cannot show sooner either; so
+    a partition watched for less than ``W`` can only be OK or REWIND. After a Kafka outage the monitor
+    restarts the commit clocks and windows (nobody can commit while Kafka is down): the outage itself is
+    reported as such, not as every group stopping at once.
 
 Partition rules, evaluated in this order (the first that matches wins; ``last`` is the newest sample):
 

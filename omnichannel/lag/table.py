@@ -46,8 +46,11 @@ def _status(value: str) -> Text:
     return Text(value, style=_COLOURS.get(value, ""))
 
 
-def render_report(report: Mapping[str, Any]) -> RenderableType:
-    """A header line, a broker banner when Kafka does not answer, then one table per group."""
+def render_report(report: Mapping[str, Any], *, watching: bool = False) -> RenderableType:
+    """A header line, a broker banner when Kafka does not answer, then one table per group.
+
+    ``watching`` (``--watch``) changes only the closing hint about windows that are not yet complete.
+    """
     parts: list[RenderableType] = []
     broker = report.get("broker") or {}
     header = Text.assemble(
@@ -111,14 +114,15 @@ def render_report(report: Mapping[str, Any]) -> RenderableType:
                 )
         parts.append(table)
     if incomplete:
-        parts.append(Text())
-        parts.append(
-            Text(
-                f"Statuses need {report.get('window_seconds', 0):g}s of readings to judge STOP, STALL and WARN: "
-                "use --watch, or ask a running `omnichannel lag serve` with --server URL.",
-                style="dim",
-            )
+        window = f"{report.get('window_seconds', 0):g}s"
+        hint = (
+            f"STOP, STALL and WARN need {window} of readings: partitions watched for less say so."
+            if watching
+            else f"Statuses need {window} of readings to judge STOP, STALL and WARN: use --watch, or ask a "
+            "running `omnichannel lag serve` with --server URL."
         )
+        parts.append(Text())
+        parts.append(Text(hint, style="dim"))
     return Group(*parts)
 
 

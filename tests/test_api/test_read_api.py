@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from conftest import Backbone  # tests/test_api/conftest.py
+from api_harness import Backbone
 
 PHONE = {"X-Api-Key": "dev-mobile_app"}
 TABLET = {"X-Api-Key": "dev-tablet"}

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from conftest import Pipeline  # tests/test_streams/conftest.py
+from streams_harness import Pipeline
 
 from schemas.samples import sample_event
 

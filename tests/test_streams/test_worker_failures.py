@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import redis as redis_lib
-from conftest import Pipeline, carts_by_customer, random_cart_traffic
+from streams_harness import Pipeline, carts_by_customer, random_cart_traffic
 
 from omnichannel.stack.model import quiet
 from omnichannel.stack.processes import stop

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from conftest import Pipeline, Worker, carts_by_customer, random_cart_traffic
+from streams_harness import Pipeline, Worker, carts_by_customer, random_cart_traffic
 
 
 def test_two_workers_sharing_partitions_reach_the_model(pipeline_factory: Callable[..., Pipeline]) -> None:

@@ -1,0 +1,128 @@
+"""The collector's ASGI app: ``POST /v1/events``, the channels' webhooks under ``/v1/webhooks/<channel>``,
+``GET /healthz`` and the OpenAPI document (``/openapi.json``, browsable at ``/docs``)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from connectors.auth import KeyRing
+from connectors.channels import load_adapters
+from connectors.channels.base import WebhookContext
+from connectors.collector.events import events_router
+from connectors.collector.openapi import component_schemas
+from connectors.config import CollectorConfig
+from connectors.envelope import Clock, IdFactory, system_clock_ms, uuid4_text
+from connectors.errors import PublishUnavailableError
+from connectors.http import HttpError, json_response, problem_body
+from connectors.publisher import Publisher
+from omnichannel.logs import kv
+from schemas.validation import Problem
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+_DESCRIPTION = """
+The way into the omnichannel backbone for channel apps and providers. Every accepted event is validated
+against the Avro Event contract, stamped with the collector's clock and stored in Kafka (topic
+`channel.<channel>.events`) before the answer: **202 means stored**. Errors always have the shape
+`{"error", "detail", "problems": [{"path", "reason"}]}`.
+"""
+
+
+def create_app(
+    config: CollectorConfig,
+    publisher: Publisher,
+    *,
+    clock: Clock = system_clock_ms,
+    new_id: IdFactory = uuid4_text,
+    wall_clock_s: Callable[[], float] = time.time,
+) -> FastAPI:
+    """Build the collector. ``publisher`` is the process's one :class:`Publisher` (the caller closes it).
+
+    ``clock`` stamps ``received_at_ms``; ``new_id`` makes missing event ids; ``wall_clock_s`` checks webhook
+    timestamps (all injectable for tests).
+    """
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        channels = sorted({channel for channels in config.keys.values() for channel in channels})
+        try:  # register the subjects now so the first request does not wait on the Schema Registry
+            publisher.prepare(channels)
+        except PublishUnavailableError as exc:
+            log.warning("schema registration deferred to the first request", extra=kv(reason=str(exc)))
+        yield
+
+    app = FastAPI(
+        title="Omnichannel collector",
+        version="1.0.0",
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    keyring = KeyRing(config.keys)
+    app.include_router(events_router(config, keyring, publisher.publish_many_async, clock, new_id))
+    context = WebhookContext(config, keyring, publisher.publish_many_async, clock, wall_clock_s)
+    for adapter in load_adapters(config.adapters).values():
+        if adapter.webhook is None:
+            continue
+        if not _webhook_configured(adapter.channel, config):
+            log.warning("webhook not mounted: no key or secret", extra=kv(channel=adapter.channel))
+            continue
+        app.include_router(adapter.webhook(context), prefix=f"/v1/webhooks/{adapter.channel}", tags=["webhooks"])
+
+    @app.get("/healthz", summary="Liveness", tags=["operations"], response_class=Response)
+    async def healthz() -> Response:
+        """200 while the process serves requests. Kafka's health shows in publish answers (503)."""
+        return json_response(200, {"status": "ok"})
+
+    _install_error_handlers(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _webhook_configured(channel: str, config: CollectorConfig) -> bool:
+    return channel in config.webhook_secrets or any(channel in channels for channels in config.keys.values())
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HttpError)
+    async def problem(_: Request, exc: HttpError) -> Response:
+        return exc.response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return json_response(exc.status_code, problem_body(code, str(exc.detail)), headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> Response:
+        found = [
+            Problem(".".join(str(part) for part in error.get("loc", ())[1:]), str(error.get("msg")))
+            for error in exc.errors()
+        ]
+        return json_response(422, problem_body("invalid_request", "the request does not match the API", found))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error", extra=kv(path=request.url.path))
+        return json_response(500, problem_body("internal_error", "unexpected error; the collector's log has details"))
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(component_schemas())
+        app.openapi_schema = schema
+    return app.openapi_schema

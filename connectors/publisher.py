@@ -1,0 +1,336 @@
+"""Publishing Event records to the channel topics: one idempotent producer per process.
+
+Every record is Avro (through :class:`schemas.codec.AvroCodec`) on ``channel.<channel>.events`` under the
+subject ``<topic>-value``, keyed by :func:`connectors.envelope.partition_key`. A publish call returns only
+once Kafka acknowledged every record (``acks=all``) or the bounded wait ran out: a record that was not
+acknowledged is never reported as published.
+
+A background thread serves the producer's delivery reports, so a batch is produced in one go and its
+caller (a thread, or an asyncio task) waits for one notification when the last report arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from types import TracebackType
+from typing import Any, Final, NamedTuple
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from connectors.envelope import partition_key
+from connectors.errors import InvalidEventError, PublishError, PublishUnavailableError
+from omnichannel.logs import kv
+from omnichannel.settings import Settings
+from schemas.codec import AvroCodec
+from schemas.errors import EncodeError, RegistryError, UnknownEventTypeError
+from schemas.loader import EVENT_FULLNAME
+from schemas.registry import ConfluentSchemaRegistry
+from schemas.topics import channel_topic, subject_for
+from schemas.validation import Problem
+
+__all__ = ["Delivery", "Outcome", "Publisher", "TopicFor", "producer_config", "publisher_for"]
+
+log = logging.getLogger(__name__)
+
+TopicFor = Callable[[str], str]
+"""Channel -> topic; :func:`schemas.topics.channel_topic` except in tests that isolate their topics."""
+
+# Errors that mean "Kafka did not take it, try again later" rather than "this record can never be taken".
+_UNAVAILABLE: Final = frozenset(
+    {
+        KafkaError._MSG_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._DESTROY,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.NOT_ENOUGH_REPLICAS,
+        KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+    }
+)
+# Extra wait beyond librdkafka's own message timeout, for its failure report to reach us.
+_REPORT_GRACE_S: Final = 1.0
+_QUEUE_FULL_PAUSE_S: Final = 0.005
+# What happened to one produce call (sentinels: compared by identity).
+_PRODUCED: Final = object()
+_REFUSED: Final = object()
+_FULL: Final = object()
+
+
+class Delivery(NamedTuple):
+    """Where Kafka stored one acknowledged event (a named tuple: one is made per record, in the poll thread)."""
+
+    event_id: str
+    topic: str
+    partition: int
+    offset: int
+
+
+Outcome = Delivery | PublishError
+"""Per-event result of :meth:`Publisher.publish_many`: a delivery, or why the event was not published."""
+
+
+def producer_config(bootstrap: str, *, delivery_timeout_s: float, linger_ms: int = 5) -> dict[str, Any]:
+    """The producer settings every connector uses (see the module docstring for why each one)."""
+    return {
+        "bootstrap.servers": bootstrap,
+        "acks": "all",  # acknowledged only once every in-sync replica has the record
+        "enable.idempotence": True,  # producer retries never duplicate or reorder a partition's records
+        "partitioner": "murmur2_random",  # Java's and Faust's partitioner: a key lands where stream joins expect
+        "linger.ms": linger_ms,  # a few ms of batching: concurrent requests share produce requests
+        "compression.type": "lz4",
+        # librdkafka gives up on (and reports) a record after this long, so a caller's wait is bounded.
+        "message.timeout.ms": max(int(delivery_timeout_s * 1000), linger_ms + 1),
+        "client.id": "omnichannel-connector",
+    }
+
+
+class _Pending:
+    """Delivery reports of one batch; ``notify`` runs once, after the last report (in the poll thread).
+
+    ``remaining`` starts one above the number of records to produce; the producing caller releases that
+    guard (and any record it could not produce) when it is done, so ``notify`` cannot fire early.
+    """
+
+    __slots__ = ("event_ids", "lock", "notify", "outcomes", "remaining")
+
+    def __init__(self, event_ids: list[str], notify: Callable[[], None]) -> None:
+        self.event_ids = event_ids
+        self.outcomes: list[Outcome | None] = [None] * len(event_ids)
+        self.remaining = 1
+        self.notify = notify
+        self.lock = threading.Lock()
+
+    def release(self, count: int) -> None:
+        with self.lock:
+            self.remaining -= count
+            finished = self.remaining == 0
+        if finished:
+            self.notify()
+
+    def report(self, index: int, err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            partition, offset = msg.partition(), msg.offset()
+            self.outcomes[index] = Delivery(
+                self.event_ids[index],
+                str(msg.topic()),
+                -1 if partition is None else partition,
+                -1 if offset is None else offset,
+            )
+        elif err.code() in _UNAVAILABLE or err.retriable():
+            self.outcomes[index] = PublishUnavailableError(f"Kafka did not acknowledge the record: {err.str()}")
+        else:
+            self.outcomes[index] = PublishError(f"Kafka refused the record: {err.str()}")
+        self.release(1)
+
+
+class Publisher:
+    """Encode events and publish them to their channel's topic; one instance per process, thread-safe.
+
+    ``delivery_timeout_s`` bounds every publish call. Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        codec: AvroCodec,
+        *,
+        delivery_timeout_s: float = 5.0,
+        topic_for: TopicFor = channel_topic,
+        linger_ms: int = 5,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.codec = codec
+        self.delivery_timeout_s = delivery_timeout_s
+        self.topic_for = topic_for
+        config = producer_config(bootstrap, delivery_timeout_s=delivery_timeout_s, linger_ms=linger_ms)
+        config["error_cb"] = self._on_error
+        config["logger"] = logging.getLogger(f"{__name__}.librdkafka")  # not librdkafka's raw stderr lines
+        self._producer = Producer(config)
+        self._closed = threading.Event()
+        self._poller = threading.Thread(target=self._poll_loop, name="publisher-poll", daemon=True)
+        self._poller.start()
+
+    # -- encoding ---------------------------------------------------------------------------------------
+
+    def encode(self, event: Mapping[str, Any]) -> tuple[str, str, bytes]:
+        """(topic, key, Avro bytes) of ``event``.
+
+        :class:`InvalidEventError` if it does not match the contract (validate with
+        :func:`connectors.envelope.normalise` first for every problem at once), :class:`PublishUnavailableError`
+        if the Schema Registry cannot be reached to register the topic's subject.
+        """
+        topic = self.topic_for(str(event.get("channel")))
+        try:
+            value = self.codec.encode(subject_for(topic), EVENT_FULLNAME, event)  # type: ignore[arg-type]
+        except (EncodeError, UnknownEventTypeError) as exc:
+            field = getattr(exc, "field", None) or ("event_type" if isinstance(exc, UnknownEventTypeError) else "")
+            raise InvalidEventError([Problem(field, str(exc))]) from exc
+        except RegistryError as exc:
+            raise PublishUnavailableError(f"the Schema Registry is unavailable: {exc}") from exc
+        return topic, partition_key(event), value
+
+    def prepare(self, channels: Sequence[str]) -> None:
+        """Register the channel topics' subjects now, so the first request does not wait for the registry."""
+        for channel in channels:
+            topic = self.topic_for(channel)
+            try:
+                self.codec.schema_id(subject_for(topic), EVENT_FULLNAME)
+            except RegistryError as exc:
+                raise PublishUnavailableError(f"the Schema Registry is unavailable: {exc}") from exc
+
+    # -- publishing -------------------------------------------------------------------------------------
+
+    def publish(self, events: Sequence[Mapping[str, Any]]) -> list[Delivery]:
+        """Publish every event and wait for Kafka; raise the first failure (the others may be published)."""
+        outcomes = self.publish_many(events)
+        for outcome in outcomes:
+            if isinstance(outcome, PublishError):
+                raise outcome
+        return [o for o in outcomes if isinstance(o, Delivery)]
+
+    def publish_many(self, events: Sequence[Mapping[str, Any]]) -> list[Outcome]:
+        """Publish every event, wait for each acknowledgement or the deadline; one outcome per event."""
+        done = threading.Event()
+        pending, records = self._encode_all(events, done.set)
+        deadline = time.monotonic() + self.delivery_timeout_s + _REPORT_GRACE_S
+        refused = 0
+        for index, record in records:
+            while (state := self._try_produce(pending, index, record)) is _FULL:
+                if time.monotonic() > deadline:
+                    state = self._queue_full(pending, index)
+                    break
+                time.sleep(_QUEUE_FULL_PAUSE_S)
+            refused += state is _REFUSED
+        pending.release(refused + 1)
+        done.wait(max(0.0, deadline - time.monotonic()))
+        return self._settle(pending)
+
+    async def publish_many_async(self, events: Sequence[Mapping[str, Any]]) -> list[Outcome]:
+        """:meth:`publish_many` for asyncio callers: the event loop keeps serving while Kafka acknowledges."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def notify() -> None:
+            loop.call_soon_threadsafe(_resolve, future)
+
+        pending, records = self._encode_all(events, notify)
+        deadline = time.monotonic() + self.delivery_timeout_s + _REPORT_GRACE_S
+        refused = 0
+        for index, record in records:
+            while (state := self._try_produce(pending, index, record)) is _FULL:
+                if time.monotonic() > deadline:
+                    state = self._queue_full(pending, index)
+                    break
+                await asyncio.sleep(_QUEUE_FULL_PAUSE_S)
+            refused += state is _REFUSED
+        pending.release(refused + 1)
+        # A timer rather than asyncio.wait_for: no extra task per request on the collector's hot path.
+        timer = loop.call_later(max(0.0, deadline - time.monotonic()), _resolve, future)
+        try:
+            await future
+        finally:
+            timer.cancel()
+        return self._settle(pending)
+
+    def _encode_all(
+        self, events: Sequence[Mapping[str, Any]], notify: Callable[[], None]
+    ) -> tuple[_Pending, list[tuple[int, tuple[str, str, bytes]]]]:
+        """Encode every event first: an event that cannot be encoded gets its outcome, the rest are produced."""
+        pending = _Pending([str(e.get("event_id")) for e in events], notify)
+        records: list[tuple[int, tuple[str, str, bytes]]] = []
+        for index, event in enumerate(events):
+            try:
+                records.append((index, self.encode(event)))
+            except PublishError as exc:
+                pending.outcomes[index] = exc
+            except InvalidEventError as exc:
+                pending.outcomes[index] = PublishError(str(exc))
+        with pending.lock:
+            pending.remaining += len(records)
+        return pending, records
+
+    def _try_produce(self, pending: _Pending, index: int, record: tuple[str, str, bytes]) -> object:
+        """Hand one record to the producer: ``_PRODUCED``, ``_REFUSED`` (outcome set) or ``_FULL`` (wait, retry)."""
+        topic, key, value = record
+        try:
+            self._producer.produce(topic, value=value, key=key, on_delivery=partial(pending.report, index))
+        except BufferError:  # local queue full: Kafka is slow or down; the poll thread drains it meanwhile
+            return _FULL
+        except Exception as exc:  # KafkaException (e.g. an invalid topic name): this record only
+            pending.outcomes[index] = PublishError(f"the producer refused the record: {exc}")
+            return _REFUSED
+        return _PRODUCED
+
+    @staticmethod
+    def _queue_full(pending: _Pending, index: int) -> object:
+        pending.outcomes[index] = PublishUnavailableError(
+            "Kafka is not keeping up: the producer queue stayed full until the deadline; retry later"
+        )
+        return _REFUSED
+
+    def _settle(self, pending: _Pending) -> list[Outcome]:
+        missing = PublishUnavailableError(
+            f"Kafka at {self.bootstrap} did not acknowledge within {self.delivery_timeout_s:g} s; "
+            "retry later with the same event ids (consumers deduplicate on event_id)"
+        )
+        outcomes = [outcome if outcome is not None else missing for outcome in list(pending.outcomes)]
+        failed = sum(1 for o in outcomes if isinstance(o, PublishError))
+        if failed:
+            log.warning("publish incomplete", extra=kv(failed=failed, total=len(outcomes), first=str(outcomes[0])))
+        return outcomes
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+
+    def _poll_loop(self) -> None:
+        while not self._closed.is_set():
+            self._producer.poll(0.05)  # serves delivery reports as they arrive; returns at once when busy
+
+    def _on_error(self, err: KafkaError) -> None:
+        level = logging.WARNING if err.code() == KafkaError._ALL_BROKERS_DOWN else logging.DEBUG
+        log.log(level, "kafka client error", extra=kv(error=err.str(), bootstrap=self.bootstrap))
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Stop the poll thread and wait (bounded) for records still in flight."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._poller.join()
+        remaining = self._producer.flush(timeout_s)
+        if remaining:
+            log.warning("records not delivered at close", extra=kv(remaining=remaining))
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def publisher_for(settings: Settings, delivery_timeout_s: float) -> Publisher:
+    """The process's publisher for ``settings`` (addresses filled, e.g. by ``stack.connect``), in its namespace."""
+    if settings.kafka_bootstrap_servers is None or settings.schema_registry_url is None:
+        raise PublishUnavailableError(
+            "no Kafka or Schema Registry address: set KAFKA_BOOTSTRAP_SERVERS and SCHEMA_REGISTRY_URL"
+        )
+    codec = AvroCodec(ConfluentSchemaRegistry(settings.schema_registry_url))
+    return Publisher(
+        settings.kafka_bootstrap_servers,
+        codec,
+        delivery_timeout_s=delivery_timeout_s,
+        topic_for=lambda channel: settings.topic(channel_topic(channel)),  # the deployment's topic namespace
+    )

@@ -1,0 +1,106 @@
+"""The publisher against the real Kafka: acknowledged records, murmur2 keys, a bounded wait when Kafka is down."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from connectors.envelope import normalise
+from connectors.errors import PublishUnavailableError
+from connectors.publisher import Delivery, Publisher
+from omnichannel.stack import StackInfo
+from schemas.codec import AvroCodec
+from schemas.samples import sample_event
+
+ReadBack = Callable[..., list[tuple[str, dict[str, Any], int]]]
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's Java murmur2 (org.apache.kafka.common.utils.Utils.murmur2), as an unsigned 32-bit value."""
+    m, mask = 0x5BD1E995, 0xFFFFFFFF
+    h = (0x9747B28C ^ len(data)) & mask
+    whole = len(data) // 4 * 4
+    for i in range(0, whole, 4):
+        k = int.from_bytes(data[i : i + 4], "little")
+        k = (k * m) & mask
+        k ^= k >> 24
+        k = (k * m) & mask
+        h = ((h * m) & mask) ^ k
+    tail = data[whole:]
+    if len(tail) == 3:
+        h ^= tail[2] << 16
+    if len(tail) >= 2:
+        h ^= tail[1] << 8
+    if tail:
+        h ^= tail[0]
+        h = (h * m) & mask
+    h ^= h >> 13
+    h = (h * m) & mask
+    return h ^ (h >> 15)
+
+
+@pytest.mark.parametrize(
+    ("data", "java"),
+    [(b"21", -973932308), (b"foobar", -790332482), (b"a-little-bit-long-string", -985981536), (b"abc", 479470107)],
+)
+def test_the_reference_murmur2_matches_kafkas_own_vectors(data: bytes, java: int) -> None:
+    assert murmur2(data) == java & 0xFFFFFFFF  # Kafka's UtilsTest.testMurmur2
+
+
+def test_published_events_are_acknowledged_and_read_back_with_the_codec(
+    publisher: Publisher, topic_for: Callable[[str], str], read_back: ReadBack
+) -> None:
+    events = [normalise(sample_event(t, channel="web"), received_at_ms=1) for t in ("login", "order_placed")]
+    deliveries = publisher.publish(events)
+    assert [d.event_id for d in deliveries] == [e["event_id"] for e in events]
+    assert all(d.topic == topic_for("web") and d.offset >= 0 for d in deliveries)
+    records = read_back(topic_for("web"), 2)
+    assert [event for _, event, _ in records] == events
+    assert {key for key, _, _ in records} == {"customer:C-42"}
+
+
+def test_keys_land_on_the_partition_java_and_faust_choose(
+    stack: StackInfo, codec: AvroCodec, unique: Callable[[str], str], read_back: ReadBack
+) -> None:
+    topic = unique("conn-partitioned")
+    admin = AdminClient({"bootstrap.servers": stack.kafka.address})
+    admin.create_topics([NewTopic(topic, 4, 1)])[topic].result(15)
+    customers = [f"C-{n}" for n in range(12)]
+    with Publisher(stack.kafka.address, codec, topic_for=lambda _: topic) as publisher:
+        events = [normalise(sample_event("logout", identities={"customer_id": c}), received_at_ms=1) for c in customers]
+        deliveries = publisher.publish(events)
+    for customer, delivery in zip(customers, deliveries, strict=True):
+        assert delivery.partition == (murmur2(f"customer:{customer}".encode()) & 0x7FFFFFFF) % 4, customer
+    assert len({d.partition for d in deliveries}) > 1
+    assert len(read_back(topic, 12)) == 12
+
+
+def test_the_async_path_publishes_concurrent_requests(publisher: Publisher, topic_for: Callable[[str], str]) -> None:
+    events = [normalise(sample_event("page_viewed", channel="tablet"), received_at_ms=1) for _ in range(50)]
+
+    async def many() -> list[list[Delivery | Exception]]:
+        return await asyncio.gather(*(publisher.publish_many_async([e]) for e in events))  # type: ignore[arg-type]
+
+    outcomes = asyncio.run(many())
+    assert all(isinstance(o[0], Delivery) for o in outcomes)
+    assert len({o[0].offset for o in outcomes if isinstance(o[0], Delivery)}) == 50
+
+
+def test_an_unreachable_kafka_fails_within_the_bounded_wait(dead_publisher: Publisher) -> None:
+    event = normalise(sample_event("login"), received_at_ms=1)
+    started = time.monotonic()
+    with pytest.raises(PublishUnavailableError, match="did not acknowledge"):
+        dead_publisher.publish([event])
+    assert time.monotonic() - started < 0.5 + 1.0 + 1.0, "delivery timeout + report grace, never more"
+
+
+def test_an_event_that_breaks_the_contract_is_refused_before_producing(publisher: Publisher) -> None:
+    event = {**normalise(sample_event("login"), received_at_ms=1), "payload": {"method": 5}}
+    (outcome,) = publisher.publish_many([event])
+    assert not isinstance(outcome, Delivery)
+    assert "payload" in str(outcome) or "method" in str(outcome)
