@@ -89,6 +89,7 @@ def test_a_stock_confluent_deserializer_reads_what_the_project_wrote(
         (lambda e: e.update(channel="fax"), "channel", "'fax' is not one of web, mobile_app"),
         (lambda e: e["identities"].update(customer_id=42), "identities.customer_id", "expected string, got int"),
         (lambda e: e.update(colour="red"), "colour", "unknown field"),
+        (lambda e: e["payload"].update(colour="red"), "payload.colour", "unknown field"),
         (lambda e: e["payload"].update(quantity=2**40), "payload.quantity", "out of range for int"),
     ],
 )
