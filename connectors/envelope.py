@@ -50,10 +50,14 @@ def uuid4_text() -> str:
 def partition_key(event: Mapping[str, Any]) -> str:
     """The record key: the strongest identity the event carries.
 
-    ``customer:<customer_id>``, else ``anonymous:<anonymous_id>``, else ``device:<device_id>``, else
-    ``event:<event_id>`` (an event about no one, e.g. a stock level). Kafka keeps one key's records in order
-    on one partition, so a customer's events stay ordered per channel.
+    ``customer:<customer_id>``, else ``anonymous:<anonymous_id>``, else ``device:<device_id>``; a stock level
+    is keyed ``stock:<store_id>:<product_id>`` (so one product's levels in one store stay in order); else
+    ``event:<event_id>``. Kafka keeps one key's records in order on one partition, so a customer's events
+    stay ordered per channel.
     """
+    payload = event.get("payload") or {}
+    if event.get("event_type") == "stock_level_changed" and isinstance(payload, Mapping):
+        return f"stock:{payload.get('store_id')}:{payload.get('product_id')}"
     identities = event.get("identities") or {}
     if customer := identities.get("customer_id"):
         return f"customer:{customer}"

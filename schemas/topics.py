@@ -84,7 +84,9 @@ def channel_topic(channel: str) -> str:
     return f"channel.{channel}.events"
 
 
-_CHANNEL_KEY = "strongest identity: customer:<id>, else anonymous:<id>, else device:<id>"
+_CHANNEL_KEY = (
+    "strongest identity: customer:<id>, else anonymous:<id>, else device:<id>; stock levels stock:<store>:<product>"
+)
 
 CATALOGUE: tuple[TopicSpec, ...] = (
     *(

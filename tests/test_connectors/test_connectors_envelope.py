@@ -23,8 +23,12 @@ def _ids(**known: str) -> dict[str, Any]:
         ({**_ids(email_hash="ab" * 32), "device": {"device_id": "d-1"}}, "device:d-1"),
         ({"identities": {}, "device": None, "event_id": "e-1"}, "event:e-1"),
         ({**_ids(customer_id="", anonymous_id="a-2"), "event_id": "e-2"}, "anonymous:a-2"),
+        (
+            {"event_type": "stock_level_changed", "identities": {}, "payload": {"store_id": "S1", "product_id": "P"}},
+            "stock:S1:P",
+        ),
     ],
-    ids=["customer wins", "anonymous before device", "device", "event id last", "empty id skipped"],
+    ids=["customer wins", "anonymous before device", "device", "event id last", "empty id skipped", "stock level"],
 )
 def test_the_partition_key_is_the_strongest_identity(event: dict[str, Any], key: str) -> None:
     assert partition_key(event) == key
