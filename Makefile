@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)  ## Virtual environment and dependencies
 	@true
 
-services: setup chromium  ## Fetch Kafka/registry jars and install redis-server if missing (no-op when cached)
+services: setup  ## Fetch Kafka/registry jars and install redis-server if missing (no-op when cached)
 	$(BIN)/omnichannel stack fetch
 
 chromium:  ## Debian's chromium for the browser tests, if missing (needs root; no-op when present)
@@ -32,7 +32,7 @@ lint: setup  ## ruff (lint + format check) and mypy --strict
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: services lint  ## The whole test suite against a real Kafka, Schema Registry and Redis
+test: services chromium lint  ## The whole test suite against a real Kafka, Schema Registry and Redis
 	$(BIN)/pytest
 
 unit: setup  ## Only the tests that need no broker
