@@ -11,18 +11,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from connectors.auth import forbidden
 from connectors.channels.base import ChannelAdapter, Mapped, WebhookContext
 from connectors.envelope import normalise
 from connectors.errors import InvalidEventError, SignatureError
-from connectors.http import HttpError, json_response, problems_json, read_body, require_published
+from connectors.http import HttpError, json_response, parse_json, problems_json, read_body, require_published
 from connectors.signatures import verify
 from schemas.validation import Problem
 
-__all__ = ["accept", "limit_items", "map_native", "read_signed", "require_channel_key", "webhook_responses"]
+__all__ = [
+    "accept",
+    "keyed_json_router",
+    "limit_items",
+    "map_native",
+    "read_signed",
+    "require_channel_key",
+    "webhook_responses",
+]
 
 
 async def read_signed(
@@ -127,3 +135,38 @@ def webhook_responses(auth: str) -> dict[int | str, dict[str, Any]]:
         422: answer("A native item is malformed: every problem is listed with its path (e.g. `[2].timestamp`)."),
         503: answer("Kafka did not acknowledge in time: retry after `Retry-After` seconds (safe: ids are stable)."),
     }
+
+
+def keyed_json_router(
+    ctx: WebhookContext,
+    adapter: ChannelAdapter,
+    to_events: Callable[..., Mapped],
+    *,
+    summary: str,
+    description: str,
+    example: Any,
+) -> APIRouter:
+    """``POST`` of JSON (one message or a list) authenticated with the channel's API key: internal systems."""
+    routes = APIRouter()
+
+    @routes.post(
+        "",
+        status_code=202,
+        summary=summary,
+        description=description,
+        response_class=Response,
+        responses=webhook_responses("Missing or unknown API key."),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": ["object", "array"]}, "example": example}},
+            }
+        },
+    )
+    async def messages(request: Request) -> Response:
+        require_channel_key(request, ctx, adapter.channel)
+        document = parse_json(await read_body(request, ctx.config.max_body_bytes))
+        limit_items(document, ctx)
+        return await accept(ctx, adapter, map_native(to_events, document))
+
+    return routes

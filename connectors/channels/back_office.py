@@ -27,14 +27,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi import APIRouter
 
 from connectors.channels.base import ChannelAdapter, FileFormat, Mapped, WebhookContext
 from connectors.errors import InvalidEventError
-from connectors.http import parse_json, read_body
 from connectors.native import Fields, identities, stable_event_id
-from connectors.webhooks import accept, limit_items, map_native, require_channel_key, webhook_responses
+from connectors.webhooks import keyed_json_router
 from schemas.validation import Problem
 
 __all__ = ["ADAPTER", "to_event", "to_events"]
@@ -144,29 +142,14 @@ def _order(fields: Fields) -> tuple[dict[str, Any], str | None]:
 
 def router(ctx: WebhookContext) -> APIRouter:
     """``POST /v1/webhooks/back_office``: order and stock messages, with the channel's API key."""
-    routes = APIRouter()
-
-    @routes.post(
-        "",
-        status_code=202,
+    return keyed_json_router(
+        ctx,
+        ADAPTER,
+        to_events,
         summary="Back-office orders, order status and stock levels",
-        description=__doc__,
-        response_class=Response,
-        responses=webhook_responses("Missing or unknown API key."),
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"type": ["object", "array"]}, "example": EXAMPLE}},
-            }
-        },
+        description=__doc__ or "",
+        example=EXAMPLE,
     )
-    async def back_office_messages(request: Request) -> Response:
-        require_channel_key(request, ctx, CHANNEL)
-        document = parse_json(await read_body(request, ctx.config.max_body_bytes))
-        limit_items(document, ctx)
-        return await accept(ctx, ADAPTER, map_native(to_events, document))
-
-    return routes
 
 
 EXAMPLE: Final = {

@@ -24,14 +24,12 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi import APIRouter
 
 from connectors.channels.base import ChannelAdapter, Mapped, WebhookContext
 from connectors.errors import InvalidEventError
-from connectors.http import parse_json, read_body
 from connectors.native import Fields, identities, stable_event_id
-from connectors.webhooks import accept, limit_items, map_native, require_channel_key, webhook_responses
+from connectors.webhooks import keyed_json_router
 from schemas.validation import Problem
 
 __all__ = ["ADAPTER", "to_events"]
@@ -93,29 +91,9 @@ def _one(item: Any, prefix: str, problems: list[Problem]) -> dict[str, Any] | No
 
 def router(ctx: WebhookContext) -> APIRouter:
     """``POST /v1/webhooks/call_centre``: call events, authenticated with the channel's API key."""
-    routes = APIRouter()
-
-    @routes.post(
-        "",
-        status_code=202,
-        summary="Call-centre call events",
-        description=__doc__,
-        response_class=Response,
-        responses=webhook_responses("Missing or unknown API key."),
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"type": ["object", "array"]}, "example": EXAMPLE}},
-            }
-        },
+    return keyed_json_router(
+        ctx, ADAPTER, to_events, summary="Call-centre call events", description=__doc__ or "", example=EXAMPLE
     )
-    async def call_events(request: Request) -> Response:
-        require_channel_key(request, ctx, CHANNEL)
-        document = parse_json(await read_body(request, ctx.config.max_body_bytes))
-        limit_items(document, ctx)
-        return await accept(ctx, ADAPTER, map_native(to_events, document))
-
-    return routes
 
 
 EXAMPLE: Final = {
