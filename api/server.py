@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from starlette.staticfiles import StaticFiles
 
+from api.journeys import journeys_router
 from api.reads import reads_router
 from api.store import ReadStore
 from connectors.auth import KeyRing
@@ -17,6 +18,7 @@ from connectors.http import json_response
 from connectors.publisher import Publisher
 from omnichannel.settings import Settings
 from streams.app import redis_client
+from streams.journeys.store import JourneyStore
 from streams.keys import Keys
 
 __all__ = ["DEMO_DIR", "create_server"]
@@ -29,8 +31,10 @@ def create_server(settings: Settings, config: CollectorConfig, publisher: Publis
     assert settings.redis_url is not None
     app = create_app(config, publisher)
     app.title = "Omnichannel backbone API"
-    store = ReadStore(redis_client(settings.redis_url), Keys(settings.namespace))
-    app.include_router(reads_router(store, KeyRing(config.keys)))
+    redis, keys, keyring = redis_client(settings.redis_url), Keys(settings.namespace), KeyRing(config.keys)
+    store = ReadStore(redis, keys)
+    app.include_router(reads_router(store, keyring))
+    app.include_router(journeys_router(JourneyStore(redis, keys), store, keyring))
     if config.dev:
 
         @app.get("/demo/config.json", include_in_schema=False, response_class=Response)

@@ -1,4 +1,4 @@
-"""The Faust application: two thin agents around :mod:`streams.processor`.
+"""The Faust application: two thin agents around :mod:`streams.processor`, and the journeys timer.
 
 Nothing here runs at import: :func:`build_app` makes the app for given settings, and the
 ``omnichannel worker`` command runs it. Design choices from faust-streaming's known behaviours
@@ -9,7 +9,9 @@ Nothing here runs at import: :func:`build_app` makes the app for given settings,
   so nothing is skipped and a restarted worker resumes where the last commit was;
 - raw bytes in and out (the project's codec does Avro, Faust does not re-serialise);
 - the repartition topic is explicit (``events.by_customer``) and keyed by the canonical profile;
-- the aiokafka transport partitions keys with murmur2, like the connectors' producers.
+- the aiokafka transport partitions keys with murmur2, like the connectors' producers;
+- a timer on every worker claims due journey checks in Redis (atomically: two workers never both claim one)
+  and sends them to their profiles as commands; it never decides anything itself (docs/journeys.md).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from omnichannel.lag.processor_metrics import processor_metrics
@@ -35,6 +38,9 @@ from schemas.registry import ConfluentSchemaRegistry
 from schemas.topics import CHANNELS, channel_topic
 from streams.config import ProcessorConfig
 from streams.identity_store import IdentityStore
+from streams.journeys.processing import ATTRIBUTION, TRIGGERS, JourneyProcessor
+from streams.journeys.store import JourneyStore
+from streams.journeys.timer import FollowUpTimer
 from streams.keys import Keys
 from streams.processor import BY_CUSTOMER, CARTS, DEAD_LETTERS, IDENTITY_LINKS, STATE, IdentityStage, StateStage
 from streams.records import Incoming, Outgoing
@@ -129,9 +135,20 @@ def build_app(settings: Settings, config: ProcessorConfig, app_id: str | None = 
     def topic(name: str) -> Any:
         return app.topic(settings.topic(name), value_serializer="raw", key_serializer="raw")
 
-    outputs = {name: topic(name) for name in (BY_CUSTOMER, IDENTITY_LINKS, CARTS, STATE, DEAD_LETTERS)}
+    outputs = {
+        name: topic(name) for name in (BY_CUSTOMER, IDENTITY_LINKS, CARTS, STATE, DEAD_LETTERS, TRIGGERS, ATTRIBUTION)
+    }
     sink = FaustSink(outputs)
-    identity = IdentityStage(codec, IdentityStore(redis, keys, config.identity_rules), config, settings.topic)
+    journey_store = JourneyStore(redis, keys)
+    identity = IdentityStage(
+        codec,
+        IdentityStore(redis, keys, config.identity_rules),
+        config,
+        settings.topic,
+        on_stock=journey_store.apply_stock,
+    )
+    journeys = JourneyProcessor(codec, config.journeys, settings.topic, keys)
+    timer = FollowUpTimer(journey_store, config.journeys.attribution)
     metrics = processor_metrics()
 
     async def applied(batch: Sequence[Incoming]) -> None:
@@ -140,7 +157,14 @@ def build_app(settings: Settings, config: ProcessorConfig, app_id: str | None = 
             if record.timestamp_s is not None:
                 metrics.record_applied(app_id, record.topic, record.partition, record_timestamp=record.timestamp_s)
 
-    state = StateStage(codec, StateStore(redis, keys), config, settings.topic, on_applied=applied)
+    state = StateStage(
+        codec,
+        StateStore(redis, keys),
+        config,
+        settings.topic,
+        on_applied=applied,
+        journeys=(journeys, journey_store),
+    )
     channel_topics = app.topic(
         *(settings.topic(channel_topic(c)) for c in CHANNELS), value_serializer="raw", key_serializer="raw"
     )
@@ -160,5 +184,14 @@ def build_app(settings: Settings, config: ProcessorConfig, app_id: str | None = 
                 await state.process([_incoming(e) for e in events], sink)
             except Exception as exc:  # as above
                 _fatal("state", exc)
+
+    @app.timer(interval=config.journey_tick_s)  # type: ignore[untyped-decorator]  # faust has no type hints
+    async def follow_up_timer() -> None:
+        try:
+            await timer.tick(sink)
+        except RedisError as exc:  # Redis down after retries: stop like the agents (a claim is never lost)
+            _fatal("journeys-timer", exc)
+        except Exception:  # a bug must not stop the timer for good: unreleased claims are retried
+            log.exception("journeys timer tick failed; retrying at the next tick")
 
     return app

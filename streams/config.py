@@ -7,9 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from omnichannel.errors import ConfigError
+from streams.domain.attribution import AttributionModel, AttributionRules
 from streams.domain.cart import MergeMode
 from streams.domain.customer import CustomerLimits
+from streams.domain.errors import DomainError
 from streams.domain.identity import IdentityRules
+from streams.domain.journey import JourneyRules
 
 __all__ = ["ProcessorConfig"]
 
@@ -23,6 +26,12 @@ class ProcessorConfig:
     - ``cart_idle_ms``: a cart untouched this long expires (``OMNICHANNEL_CART_IDLE_MINUTES``, default 7 days);
       measured in event time, so a replay decides the same way.
     - ``batch_max`` / ``batch_within_s``: records taken per batch, and the longest wait to fill one.
+    - ``journeys``: follow-up quiet periods and channels, attribution window and model (see docs/journeys.md):
+      ``OMNICHANNEL_CART_QUIET_SECONDS`` (default 1800), ``OMNICHANNEL_QUOTE_QUIET_SECONDS`` (900),
+      ``OMNICHANNEL_FOLLOW_UP_MAX_LATE_MINUTES`` (1440), ``OMNICHANNEL_CART_FOLLOW_UP_CHANNELS`` (email,sms),
+      ``OMNICHANNEL_ATTRIBUTION_WINDOW_DAYS`` (30), ``OMNICHANNEL_ATTRIBUTION_MODEL`` (last_touch).
+    - ``journey_tick_s``: how often the follow-up timer looks for due checks
+      (``OMNICHANNEL_JOURNEY_TICK_SECONDS``, default 1): a follow-up fires at most this late.
     """
 
     merge_mode: MergeMode = MergeMode.MAX
@@ -31,6 +40,8 @@ class ProcessorConfig:
     customer_limits: CustomerLimits = field(default_factory=CustomerLimits)
     batch_max: int = 500
     batch_within_s: float = 0.02
+    journeys: JourneyRules = field(default_factory=JourneyRules)
+    journey_tick_s: float = 1.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ProcessorConfig:
@@ -51,4 +62,63 @@ class ProcessorConfig:
         batch = env.get("OMNICHANNEL_BATCH_MAX", "").strip()
         if batch and (not batch.isdigit() or int(batch) < 1):
             raise ConfigError(f"OMNICHANNEL_BATCH_MAX={batch!r} must be a positive whole number, e.g. 500")
-        return cls(merge_mode=mode, cart_idle_ms=idle_ms, batch_max=int(batch) if batch else cls.batch_max)
+        return cls(
+            merge_mode=mode,
+            cart_idle_ms=idle_ms,
+            batch_max=int(batch) if batch else cls.batch_max,
+            journeys=_journey_rules(env),
+            journey_tick_s=_positive(env, "OMNICHANNEL_JOURNEY_TICK_SECONDS", 1.0, "seconds", 1.0),
+        )
+
+
+def _positive(env: Mapping[str, str], name: str, default: float, unit: str, scale: float) -> float:
+    """``env[name]`` (a positive number of ``unit``) times ``scale``, or ``default`` (already scaled) if unset."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"{name}={raw!r} must be a positive number of {unit}, e.g. {name}=30")
+    return value * scale
+
+
+def _journey_rules(env: Mapping[str, str]) -> JourneyRules:
+    defaults = JourneyRules()
+    model_text = env.get("OMNICHANNEL_ATTRIBUTION_MODEL", AttributionModel.LAST_TOUCH.value).strip().lower()
+    try:
+        model = AttributionModel(model_text)
+    except ValueError:
+        choices = ", ".join(m.value for m in AttributionModel)
+        raise ConfigError(f"OMNICHANNEL_ATTRIBUTION_MODEL={model_text!r} is not one of {choices}") from None
+    channels_text = env.get("OMNICHANNEL_CART_FOLLOW_UP_CHANNELS", "").strip()
+    channels = tuple(c.strip() for c in channels_text.split(",") if c.strip()) if channels_text else None
+    day_ms = 24 * 3600_000.0
+    try:
+        return JourneyRules(
+            cart_quiet_ms=int(
+                _positive(env, "OMNICHANNEL_CART_QUIET_SECONDS", defaults.cart_quiet_ms, "seconds", 1000)
+            ),
+            quote_quiet_ms=int(
+                _positive(env, "OMNICHANNEL_QUOTE_QUIET_SECONDS", defaults.quote_quiet_ms, "seconds", 1000)
+            ),
+            max_late_ms=int(
+                _positive(env, "OMNICHANNEL_FOLLOW_UP_MAX_LATE_MINUTES", defaults.max_late_ms, "minutes", 60_000)
+            ),
+            cart_channels=channels or defaults.cart_channels,
+            attribution=AttributionRules(
+                window_ms=int(
+                    _positive(
+                        env, "OMNICHANNEL_ATTRIBUTION_WINDOW_DAYS", defaults.attribution.window_ms, "days", day_ms
+                    )
+                ),
+                model=model,
+            ),
+        )
+    except DomainError as exc:  # the one rule checked by the domain: which channels a cart follow-up may use
+        raise ConfigError(
+            f"OMNICHANNEL_CART_FOLLOW_UP_CHANNELS={channels_text!r}: {exc}; "
+            "write it comma-separated, e.g. OMNICHANNEL_CART_FOLLOW_UP_CHANNELS=email,sms"
+        ) from None

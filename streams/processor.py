@@ -5,7 +5,10 @@ resolve identities, and re-key every event to its canonical profile. A merge sen
 to the absorbed profile's key: state moves with messages, never with cross-partition reads.
 
 Stage 2, :class:`StateStage` (``events.by_customer`` -> Redis, ``customer.carts``, ``customer.state``):
-fold each profile's records into its cart and customer record and write them fenced by offset.
+fold each profile's records into its cart and customer record and write them fenced by offset. With a
+:class:`~streams.journeys.processing.JourneyProcessor`, the same fold keeps the journeys (follow-up episodes,
+attribution, typology) and answers ``journey_due`` commands; stage 1 routes stock levels to an ``on_stock``
+callback (click and collect). See docs/journeys.md.
 
 Delivery: Kafka gives at-least-once. Effects are made exactly-once by
 - the per-key offset fence and the applied-event-id set in Redis (replays and duplicates are no-ops);
@@ -31,7 +34,10 @@ from streams.domain.cart import Cart, apply_cart_event, expire_if_idle, merge_ca
 from streams.domain.customer import CustomerState, apply_customer_event, merge_customer_states
 from streams.domain.errors import DomainError
 from streams.domain.identity import Link, customer_id_from_key, identifiers_of
+from streams.domain.stock import validate_stock_event
 from streams.identity_store import IdentityStore, ResolveRequest
+from streams.journeys.processing import JOURNEY_DUE, JourneyOutput, JourneyProcessor
+from streams.journeys.store import JourneyStore
 from streams.records import COMMAND_HEADER, Command, Incoming, Outgoing
 from streams.state_json import cart_from_json, cart_to_json, customer_from_json, customer_to_json
 from streams.state_store import Snapshot, StateStore, StateWrite
@@ -114,16 +120,19 @@ class IdentityStage:
         config: ProcessorConfig,
         topic_name: Callable[[str], str],
         clock: Clock = _now_ms,
+        on_stock: Callable[[Sequence[dict[str, Any]]], Awaitable[object]] | None = None,
     ) -> None:
         self._codec = codec
         self._identities = identities
         self._config = config
         self._topic_name = topic_name
         self._dead = _DeadLetters(codec, topic_name, clock)
+        self._on_stock = on_stock
 
     async def process(self, batch: Sequence[Incoming], sink: Sink) -> None:
         outputs: list[Outgoing] = []
         ready: list[tuple[Incoming, dict[str, Any]]] = []
+        stock: list[dict[str, Any]] = []
         for rec in batch:
             try:
                 event = self._codec.decode(rec.value or b"", EVENT_FULLNAME)
@@ -132,12 +141,18 @@ class IdentityStage:
                 continue
             try:
                 validate_cart_event(event)
+                validate_stock_event(event)
             except DomainError as exc:
                 outputs.append(self._dead.record(rec, "business-rule", str(exc), event["event_id"]))
                 continue
             if without_identity(event):
-                continue  # stock levels feed the availability view, not a customer (journeys issue)
+                stock.append(event)  # stock levels feed the availability view, not a customer
+                continue
             ready.append((rec, event))
+        if stock and self._on_stock is not None:
+            # Before this batch's offsets can be committed; each level is written only if newer, so a replay is
+            # harmless.
+            await self._on_stock(stock)
         requests = [
             ResolveRequest(e["event_id"], e["occurred_at_ms"], identifiers_of(e, self._config.identity_rules))
             for _, e in ready
@@ -191,6 +206,7 @@ class _KeyResult:
     write: StateWrite
     commands: list[Outgoing]
     snapshots: list[Outgoing]
+    journey: JourneyOutput | None = None
 
 
 class StateStage:
@@ -204,6 +220,7 @@ class StateStage:
         topic_name: Callable[[str], str],
         clock: Clock = _now_ms,
         on_applied: Callable[[Sequence[Incoming]], Awaitable[None]] | None = None,
+        journeys: tuple[JourneyProcessor, JourneyStore] | None = None,
     ) -> None:
         self._codec = codec
         self._store = store
@@ -212,6 +229,7 @@ class StateStage:
         self._clock = clock
         self._dead = _DeadLetters(codec, topic_name, clock)
         self._on_applied = on_applied
+        self._journeys = journeys
 
     async def process(self, batch: Sequence[Incoming], sink: Sink) -> None:
         dead: list[Outgoing] = []
@@ -238,8 +256,12 @@ class StateStage:
             result = self._fold(key, snapshot, items, dead)
             if result is not None:
                 results.append(result)
-        # Commands first, acknowledged, then the state that consumed their cause (see module docstring).
-        await sink.send_and_wait([c for r in results for c in r.commands] + dead)
+        # Commands first, acknowledged, then the state that consumed their cause (see module docstring). Journey
+        # outputs (triggers, attribution records, idempotent Redis writes) go the same way, for the same reason.
+        journey_records = [o for r in results if r.journey is not None for o in r.journey.records]
+        await sink.send_and_wait([c for r in results for c in r.commands] + journey_records + dead)
+        if self._journeys is not None:
+            await self._journeys[1].apply(r.journey.effects for r in results if r.journey is not None)
         applied = await self._store.commit([r.write for r in results])
         outputs = list(republish)
         for result, ok in zip(results, applied, strict=True):
@@ -254,6 +276,8 @@ class StateStage:
     def _fold(self, key: str, snapshot: Snapshot, items: list[_Item], dead: list[Outgoing]) -> _KeyResult | None:
         cart, customer, merged_into = snapshot.cart, snapshot.customer, snapshot.merged_into
         cart_changed = customer_changed = False
+        journeys = self._journeys[0] if self._journeys is not None else None
+        journey_out = JourneyOutput()
         seen = set(snapshot.seen)
         applied: list[tuple[str, int]] = []
         commands: list[Outgoing] = []
@@ -293,6 +317,17 @@ class StateStage:
                     mine = customer or CustomerState(key=key)
                     customer = merge_customer_states(mine, theirs_state, self._config.customer_limits)
                     customer_changed = True
+                if journeys is not None and customer is not None:
+                    merged_cart = cart or Cart(cart_key=key, customer_id=customer_id_from_key(key))
+                    before = customer
+                    customer = journeys.on_transfer(key, command.id, merged_cart, customer, journey_out)
+                    customer_changed = customer_changed or customer is not before
+            elif command is not None and command.kind == JOURNEY_DUE:
+                if journeys is not None and customer is not None:  # checks are only scheduled from a record
+                    current = cart or Cart(cart_key=key, customer_id=customer_id_from_key(key))
+                    before = customer
+                    customer = journeys.on_due(key, command, current, customer, journey_out)
+                    customer_changed = customer_changed or customer is not before
             elif item.event is not None:
                 event = item.event
                 base = cart or Cart(cart_key=key, customer_id=customer_id_from_key(key))
@@ -307,8 +342,19 @@ class StateStage:
                     cart, cart_changed = updated, True
                 customer = apply_customer_event(customer or CustomerState(key=key), event, self._config.customer_limits)
                 customer_changed = True
+                if journeys is not None:
+                    customer = journeys.on_event(key, event, base, cart or base, customer, journey_out)
         if new_fence == snapshot.fence:
             return None
+        if journeys is not None:
+            journeys.finish(
+                key,
+                snapshot.customer,
+                customer,
+                was_merged=snapshot.merged_into is not None,
+                merged=merged_into is not None,
+                out=journey_out,
+            )
         write = StateWrite(
             key,
             snapshot.fence,
@@ -322,6 +368,7 @@ class StateStage:
             write,
             commands,
             self._state_records(key, cart if cart_changed else None, customer if customer_changed else None),
+            journey_out,
         )
 
     def _forward(self, item: _Item, target: str) -> list[Outgoing]:

@@ -12,8 +12,9 @@ from types import MappingProxyType
 from typing import Any
 
 from streams.domain.cart import Cart, CartLine
-from streams.domain.customer import ChannelUsage, CustomerState, Verbatim
+from streams.domain.customer import ChannelUsage, CustomerState, OrderSummary, Verbatim
 from streams.domain.identity import Identifier
+from streams.domain.journey import journey_from_dict, journey_to_dict
 
 __all__ = ["cart_from_json", "cart_to_json", "customer_from_json", "customer_to_json", "public_customer"]
 
@@ -42,6 +43,7 @@ def customer_to_json(state: CustomerState) -> str:
         "key": state.key,
         "consent_at_ms": dict(state.consent_at_ms),
         "erased_at_ms": state.erased_at_ms,
+        "journey": journey_to_dict(state.journey),
     }
     return json.dumps(record, separators=(",", ":"))
 
@@ -67,6 +69,8 @@ def customer_from_json(text: str) -> CustomerState:
         typology=raw["typology"],
         updated_at_ms=raw["updated_at_ms"],
         erased_at_ms=internal["erased_at_ms"],
+        recent_orders=tuple(OrderSummary(**order) for order in raw.get("recent_orders", ())),
+        journey=journey_from_dict(internal.get("journey")),
     )
 
 

@@ -8,7 +8,12 @@ freshness. Ordering rules:
 - Consent and the last verbatim follow event time: an older event never overrides a newer one.
 - ``last_interaction_ms``, ``channels[...].last_seen_ms``, ``freshness`` and ``updated_at_ms`` are maxima
   of event time: a late event never moves them backwards.
-- Recent lists (searches, products, returns) are in the order events are applied, most recent first.
+- Recent lists (searches, products, returns, orders) are in the order events are applied, most recent first.
+- An order's status follows event time: a status older than the one held is ignored (S3: order status
+  changes reach the customer record).
+
+``journey`` holds what the journeys processing remembers (follow-up episodes, attribution memory,
+cross-channel journeys; see :mod:`streams.domain.journey`); it is internal: not part of the Avro record.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any, Final
 
 from streams.domain.errors import DomainError
 from streams.domain.identity import Identifier, IdentityRules, customer_id_from_key, identifiers_of
+from streams.domain.journey import JourneyState, merge_journeys
 
 __all__ = [
     "PASSIVE_EVENT_TYPES",
@@ -27,6 +33,7 @@ __all__ = [
     "ChannelUsage",
     "CustomerLimits",
     "CustomerState",
+    "OrderSummary",
     "Verbatim",
     "apply_customer_event",
     "merge_customer_states",
@@ -54,9 +61,10 @@ class CustomerLimits:
     recent_returns: int = 10
     identities: int = 50
     identity_rules: IdentityRules = field(default_factory=IdentityRules)
+    recent_orders: int = 10
 
     def __post_init__(self) -> None:
-        for name in ("recent_searches", "recent_products", "recent_returns", "identities"):
+        for name in ("recent_searches", "recent_products", "recent_returns", "identities", "recent_orders"):
             if getattr(self, name) < 1:
                 raise DomainError(f"CustomerLimits.{name} must be at least 1, got {getattr(self, name)}")
 
@@ -76,6 +84,39 @@ class Verbatim:
     text: str
     channel: str
     at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSummary:
+    """An order of the customer and its latest status, as the back office reported it.
+
+    Fields other than ``order_id``, ``status`` and ``status_at_ms`` are None when the status change arrived
+    before (or without) the order itself.
+    """
+
+    order_id: str
+    status: str
+    status_at_ms: int
+    channel: str | None = None
+    fulfilment: str | None = None
+    collect_store_id: str | None = None
+    total_cents: int | None = None
+    currency: str | None = None
+    placed_at_ms: int | None = None
+
+    def to_avro_dict(self) -> dict[str, Any]:
+        """This order as an ``omnichannel.output.OrderSummary`` record."""
+        return {
+            "order_id": self.order_id,
+            "status": self.status,
+            "status_at_ms": self.status_at_ms,
+            "channel": self.channel,
+            "fulfilment": self.fulfilment,
+            "collect_store_id": self.collect_store_id,
+            "total_cents": self.total_cents,
+            "currency": self.currency,
+            "placed_at_ms": self.placed_at_ms,
+        }
 
 
 def _empty_map() -> Mapping[Any, Any]:
@@ -107,9 +148,11 @@ class CustomerState:
     last_interaction_ms: int | None = None
     last_channel: str | None = None
     freshness: Mapping[str, int] = field(default_factory=_empty_map, hash=False)
-    typology: str = "unknown"  # mono-/multi-/cross-channel: computed by the typology processor (S6)
+    typology: str = "unknown"  # mono-/multi-/cross-channel: set by the journeys processing (S6)
     updated_at_ms: int = 0
     erased_at_ms: int | None = None
+    recent_orders: tuple[OrderSummary, ...] = ()
+    journey: JourneyState = field(default_factory=JourneyState, hash=False)
 
     def to_avro_dict(self, produced_at_ms: int | None = None) -> dict[str, Any]:
         """This state as an ``omnichannel.output.CustomerState`` record.
@@ -141,6 +184,7 @@ class CustomerState:
             "freshness": dict(sorted(self.freshness.items())),
             "typology": self.typology,
             "updated_at_ms": self.updated_at_ms if produced_at_ms is None else produced_at_ms,
+            "recent_orders": [order.to_avro_dict() for order in self.recent_orders],
         }
 
 
@@ -159,8 +203,10 @@ def apply_customer_event(
     the latest spelling); ``product_viewed`` -> recent products; ``consent_changed`` -> consent, only if
     newer than the value held (on a tie, a refusal wins: privacy first); ``ticket_opened`` /
     ``ticket_closed`` -> open tickets; ``product_returned`` -> recent returns; ``feedback_given`` -> last
-    verbatim, if not older than the one held; ``erasure_requested`` -> an empty record for the same key
-    that ignores events older than the request.
+    verbatim, if not older than the one held; ``order_placed`` / ``order_status_changed`` /
+    ``order_collected`` -> recent orders (status ``placed`` / as reported / ``collected``, each only if not
+    older than the status held); ``erasure_requested`` -> an empty record for the same key that ignores
+    events older than the request.
     """
     at_ms: int = event["occurred_at_ms"]
     if state.erased_at_ms is not None and at_ms < state.erased_at_ms:
@@ -214,8 +260,49 @@ def apply_customer_event(
         current = state.last_verbatim
         if current is None or at_ms >= current.at_ms:
             changes["last_verbatim"] = Verbatim(text=str(payload["text"]), channel=channel, at_ms=at_ms)
+    elif event_type in _ORDER_EVENT_TYPES and payload.get("order_id"):
+        changes["recent_orders"] = _order_changes(state.recent_orders, event_type, payload, channel, at_ms, limits)
 
     return replace(state, **changes)
+
+
+_ORDER_EVENT_TYPES: Final = frozenset({"order_placed", "order_status_changed", "order_collected"})
+
+
+def _order_changes(
+    orders: tuple[OrderSummary, ...],
+    event_type: str,
+    payload: Mapping[str, Any],
+    channel: str,
+    at_ms: int,
+    limits: CustomerLimits,
+) -> tuple[OrderSummary, ...]:
+    order_id = str(payload["order_id"])
+    held = next((o for o in orders if o.order_id == order_id), None)
+    if event_type == "order_placed":
+        total = payload.get("total_cents")
+        order = OrderSummary(
+            order_id,
+            "placed",
+            at_ms,
+            channel=channel,
+            fulfilment=str(payload.get("fulfilment") or "delivery"),
+            collect_store_id=payload.get("collect_store_id"),
+            total_cents=int(total) if total is not None else None,
+            currency=payload.get("currency"),
+            placed_at_ms=at_ms,
+        )
+        if held is not None and held.status_at_ms > at_ms:  # its status moved on before the order arrived
+            order = replace(order, status=held.status, status_at_ms=held.status_at_ms)
+    else:
+        status = "collected" if event_type == "order_collected" else str(payload.get("status") or "unknown")
+        if held is not None and held.status_at_ms > at_ms:
+            return orders
+        order = replace(held, status=status, status_at_ms=at_ms) if held else OrderSummary(order_id, status, at_ms)
+    if held is not None:
+        # A known order keeps its place; only a new one goes to the front.
+        return tuple(order if o.order_id == order_id else o for o in orders)
+    return (order, *orders)[: limits.recent_orders]
 
 
 def _is_interaction(event_type: object, payload: Mapping[str, Any]) -> bool:
@@ -273,7 +360,9 @@ def merge_customer_states(
 ) -> CustomerState:
     """Fold the record of an absorbed profile (see ``Observation.absorbed``) into the customer's record.
 
-    The result keeps ``customer.key``, ``typology`` and ``erased_at_ms``. Identities, open tickets and
+    The result keeps ``customer.key``, ``typology`` and ``erased_at_ms``; journeys merge by
+    :func:`~streams.domain.journey.merge_journeys`; recent orders are united (on one order id, the entry
+    with the newer status wins). Identities, open tickets and
     channels are united (usage counts add up, last seen is the later); ``freshness``, ``updated_at_ms``
     and the last interaction take the later value; consent per key follows the same rule as events
     (newer wins, a tie tightens); the last verbatim is the newer one. Recent lists put the items of the
@@ -321,7 +410,20 @@ def merge_customer_states(
         last_channel=last_channel,
         freshness=MappingProxyType(freshness),
         updated_at_ms=max(customer.updated_at_ms, absorbed.updated_at_ms),
+        recent_orders=_merge_orders(newer.recent_orders, older.recent_orders, limits.recent_orders),
+        journey=merge_journeys(customer.journey, absorbed.journey),
     )
+
+
+def _merge_orders(
+    first: tuple[OrderSummary, ...], then: tuple[OrderSummary, ...], limit: int
+) -> tuple[OrderSummary, ...]:
+    kept: dict[str, OrderSummary] = {}
+    for order in (*first, *then):
+        held = kept.get(order.order_id)
+        if held is None or order.status_at_ms > held.status_at_ms:
+            kept[order.order_id] = order
+    return tuple(kept.values())[:limit]
 
 
 def _merge_recent(

@@ -190,8 +190,21 @@ SAMPLE_OUTPUTS: dict[str, dict[str, Any]] = {
         "last_interaction_ms": 1_732_357_200_000,
         "last_channel": "web",
         "freshness": {"web": 1_732_357_200_000, "store": 1_732_300_000_000},
-        "typology": "omnichannel",
+        "typology": "cross_channel",
         "updated_at_ms": 1_732_357_200_450,
+        "recent_orders": [
+            {
+                "order_id": "ORD-2024-000123",
+                "status": "ready_for_collection",
+                "status_at_ms": 1_732_357_100_000,
+                "channel": "web",
+                "fulfilment": "click_and_collect",
+                "collect_store_id": "S0231",
+                "total_cents": 12998,
+                "currency": "EUR",
+                "placed_at_ms": 1_732_300_000_000,
+            }
+        ],
     },
     "omnichannel.output.Cart": {
         "cart_key": "C000123456",
@@ -222,6 +235,8 @@ SAMPLE_OUTPUTS: dict[str, dict[str, Any]] = {
         "last_step": None,
         "quiet_since_ms": 1_732_357_200_000,
         "fired_at_ms": 1_732_360_800_000,
+        "quote_id": None,
+        "quote_product": None,
     },
     "omnichannel.output.AttributionRecord": {
         "conversion_event_id": "9d0e6a55-1c1b-4d8e-8f0f-7c4f7a4f2b10",

@@ -36,4 +36,6 @@ def test_registering_the_catalogue_twice_gives_the_same_ids(stack: StackInfo) ->
     second = register_all(registry)
     assert first == second
     assert set(first) == {spec.subject for spec in CATALOGUE}
-    assert set(first) <= set(registry.subjects())
+    for subject, schema_id in first.items():
+        assert registry.schema_text(schema_id)  # registered and retrievable by id
+        assert subject.endswith("-value")
