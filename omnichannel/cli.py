@@ -192,7 +192,9 @@ def worker(ctx: click.Context, app_id: str | None, metrics_port: int | None) -> 
 
     Consumes every channel topic, writes Redis and the unified topics. Start several to share the
     partitions. Stops with exit status 75 (no offsets committed) if Redis or Kafka stay unreachable.
-    Configuration: OMNICHANNEL_CART_MERGE (max|sum|keep_customer|replace), OMNICHANNEL_CART_IDLE_MINUTES.
+    Configuration (see the README): OMNICHANNEL_CART_MERGE (max|sum|keep_customer|replace),
+    OMNICHANNEL_CART_IDLE_MINUTES, OMNICHANNEL_BATCH_MAX, and the journey rules (quiet periods, follow-up
+    channels, attribution window and model: docs/journeys.md).
     """
     from streams.app import build_app
     from streams.config import ProcessorConfig
