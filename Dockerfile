@@ -6,6 +6,7 @@ COPY omnichannel ./omnichannel
 COPY schemas ./schemas
 COPY connectors ./connectors
 COPY streams ./streams
+COPY api ./api
 RUN pip install --no-cache-dir .
 ENTRYPOINT []
 CMD ["omnichannel", "--help"]

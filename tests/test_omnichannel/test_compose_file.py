@@ -43,3 +43,12 @@ def test_backbone_services_use_the_same_environment_variables_as_the_cli() -> No
         env = service["environment"]
         assert set(env) >= {"KAFKA_BOOTSTRAP_SERVERS", "SCHEMA_REGISTRY_URL", "REDIS_URL"}
         assert env["SCHEMA_REGISTRY_URL"].endswith("/apis/ccompat/v7")
+
+
+def test_the_image_copies_every_package_the_distribution_ships() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    include = pyproject.split("include = [", 1)[1].split("]", 1)[0]
+    packages = [name.strip().strip('"').rstrip("*") for name in include.split(",") if name.strip()]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for package in packages:
+        assert f"COPY {package} ./{package}" in dockerfile, f"the Docker image misses the {package} package"
