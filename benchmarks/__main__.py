@@ -12,7 +12,7 @@ def main() -> int:
     failed = []
     for name in BENCHMARKS:
         print(f"\n=== benchmarks.{name} ===", flush=True)
-        if subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *sys.argv[1:]], check=False).returncode:
+        if subprocess.run([sys.executable, "-m", f"benchmarks.{name}"], check=False).returncode:
             failed.append(name)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
