@@ -182,8 +182,16 @@ def _child(argv: list[str], log: Path, what: str) -> Iterator[subprocess.Popen[b
             print(f"{what} exited with {proc.returncode}; last lines of {log}:\n{tail(log)}", file=sys.stderr)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run_demo(settings: Settings, progress: Progress, scripted: bool, port: int | None = None) -> list[DemoStep]:
     """Bring the backbone up, play the journey, and (unless ``scripted``) serve the page until Ctrl-C."""
+    # The worker, the API and the local services run in sessions of their own (so Ctrl-C reaches only this
+    # process, which then stops them in order): a terminal closing or a `kill` must clean up the same way.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     run_dir = settings.state_dir / "demo"
     with resolve_stack(settings, run_dir=run_dir / "stack", progress=progress) as stack:
         settings = stack.settings(settings)
@@ -219,6 +227,7 @@ def run_demo(settings: Settings, progress: Progress, scripted: bool, port: int |
                 with contextlib.suppress(KeyboardInterrupt):
                     while worker.poll() is None and api.poll() is None:
                         time.sleep(0.5)
+                progress("Stopping the worker, the API and the services this demo started...")
             return steps
 
 
