@@ -56,9 +56,8 @@ def reads_router(store: ReadStore, keyring: KeyRing, *, idle_poll_s: float = 15.
     async def get_cart(customer_id: str, request: Request) -> Response:
         """The open (or last) cart of a customer; lines carry quantity, unit price and provenance."""
         keyring.channels(request.headers)
-        profile = await store.resolve(profile_key_for(customer_id))
-        cart = await store.cart(profile)
-        fresh = await freshness(profile)
+        profile, cart, record = await store.cart_view(profile_key_for(customer_id))
+        fresh = dict(record["freshness"]) if record else {}
         if cart is None and not fresh:
             raise _not_found("customer", f"no cart and no record for {customer_id!r}: no event of it was processed")
         return json_response(200, {"profile": profile, "cart": cart or _empty_cart(profile), "freshness": fresh})

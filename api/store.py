@@ -44,6 +44,26 @@ class ReadStore:
             profile_key = merged_into
         return profile_key
 
+    async def cart_view(self, requested: str) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
+        """(profile, cart, customer record) in one round trip when the profile was never absorbed (the usual case).
+
+        Reads the merge marks, the cart and the record together; only a profile absorbed at a login costs
+        more round trips (to follow it to its customer).
+        """
+        founder = founder_of(requested)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.get(self._keys.meta(requested))
+        pipe.get(self._keys.owner(f"{founder.type}:{founder.value}") if founder else self._keys.meta(requested))
+        pipe.get(self._keys.cart(requested))
+        pipe.get(self._keys.customer(requested))
+        meta, owner, cart, customer = await pipe.execute()
+        merged_into = json.loads(meta).get("merged_into") if meta else None
+        moved = merged_into or (owner if founder and owner and owner != requested else None)
+        if moved:
+            profile = await self.resolve(requested)
+            return profile, await self.cart(profile), await self.customer(profile)
+        return requested, json.loads(cart) if cart else None, public_customer(str(customer)) if customer else None
+
     async def customer(self, profile_key: str) -> dict[str, Any] | None:
         raw = await self._redis.get(self._keys.customer(profile_key))
         return public_customer(str(raw)) if raw else None
