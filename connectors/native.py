@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Final
 
@@ -19,6 +19,7 @@ from schemas.validation import Problem
 
 __all__ = [
     "Fields",
+    "each_message",
     "identities",
     "iso_to_ms",
     "sha256_email",
@@ -31,6 +32,19 @@ __all__ = [
 _EVENT_ID_NAMESPACE: Final = uuid.UUID("0f6a7c1e-5b0d-4c3e-9a41-7d1f0c2b9e55")
 _E164: Final = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _HEX64: Final = re.compile(r"^[0-9a-f]{64}$")
+
+
+def each_message(
+    document: Any, one: Callable[[Any, str, list[Problem]], dict[str, Any] | None], what: str
+) -> list[dict[str, Any]]:
+    """Map one message or a JSON array of them with ``one``; raise every problem at once, paths ``[i].field``."""
+    items = document if isinstance(document, list) else [document]
+    prefix = "[{}]." if isinstance(document, list) else ""
+    problems: list[Problem] = []
+    events = [one(item, prefix.format(index), problems) for index, item in enumerate(items)]
+    if problems:
+        raise InvalidEventError(problems, what=what)
+    return [event for event in events if event is not None]
 
 
 def stable_event_id(*parts: object) -> str:

@@ -31,7 +31,7 @@ from fastapi import APIRouter
 
 from connectors.channels.base import ChannelAdapter, FileFormat, Mapped, WebhookContext
 from connectors.errors import InvalidEventError
-from connectors.native import Fields, identities, stable_event_id
+from connectors.native import Fields, each_message, identities, stable_event_id
 from connectors.webhooks import keyed_json_router
 from schemas.validation import Problem
 
@@ -53,13 +53,7 @@ def to_event(message: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def to_events(document: Any) -> Mapped:
     """Map one message or a JSON array of messages (the webhook body)."""
-    items = document if isinstance(document, list) else [document]
-    prefix = "[{}]." if isinstance(document, list) else ""
-    problems: list[Problem] = []
-    events = [_one(item, prefix.format(index), problems) for index, item in enumerate(items)]
-    if problems:
-        raise InvalidEventError(problems, what="back-office message")
-    return Mapped([event for event in events if event is not None])
+    return Mapped(each_message(document, _one, "back-office message"))
 
 
 def _one(message: Any, prefix: str, problems: list[Problem]) -> dict[str, Any] | None:

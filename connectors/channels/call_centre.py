@@ -27,8 +27,7 @@ from typing import Any, Final
 from fastapi import APIRouter
 
 from connectors.channels.base import ChannelAdapter, Mapped, WebhookContext
-from connectors.errors import InvalidEventError
-from connectors.native import Fields, identities, stable_event_id
+from connectors.native import Fields, each_message, identities, stable_event_id
 from connectors.webhooks import keyed_json_router
 from schemas.validation import Problem
 
@@ -41,13 +40,7 @@ _MEDIA: Final = ("call", "chat", "video")
 
 def to_events(document: Any) -> Mapped:
     """Map one call event object (or an array of them) to Event dicts; every problem at once."""
-    items = document if isinstance(document, list) else [document]
-    prefix = "[{}]." if isinstance(document, list) else ""
-    problems: list[Problem] = []
-    events = [_one(item, prefix.format(index), problems) for index, item in enumerate(items)]
-    if problems:
-        raise InvalidEventError(problems, what="call-centre event")
-    return Mapped([event for event in events if event is not None])
+    return Mapped(each_message(document, _one, "call-centre event"))
 
 
 def _one(item: Any, prefix: str, problems: list[Problem]) -> dict[str, Any] | None:
