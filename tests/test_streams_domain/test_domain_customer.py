@@ -103,10 +103,10 @@ def test_identities_seen_strongest_first_most_recent_first_and_bounded() -> None
     )
     assert state.identities == (
         Identifier("customer_id", "C1"),
-        Identifier("anonymous_id", "A3"),
         Identifier("anonymous_id", "A2"),
         Identifier("anonymous_id", "A1"),
-    )  # the staff till never, and the weakest oldest (device D1) fell off the bound
+        Identifier("device_id", "D1"),
+    )  # neither the staff till's device id nor the anonymous id its app carries is the shopper's
 
 
 # --------------------------------------------------------------------------------------------------------
