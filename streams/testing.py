@@ -8,7 +8,7 @@ between a read and its commit, and ``fail_commit`` crash a worker just before it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from streams.cluster_engine import ClusterView, ClusterWrite, StoredCluster, StoredProfile
@@ -37,7 +37,7 @@ class MemoryClusterStore:
     owners: dict[str, str] = field(default_factory=dict)
     unlinked: set[str] = field(default_factory=set)
     versions: dict[str, int] = field(default_factory=dict)
-    before_commit: Callable[[], None] | None = None
+    before_commit: Callable[[], Awaitable[None]] | None = None
     fail_commit: Callable[[], bool] | None = None
     commits: int = 0
 
@@ -62,7 +62,7 @@ class MemoryClusterStore:
     async def commit(self, view: ClusterView, writes: Sequence[ClusterWrite]) -> bool:
         if self.before_commit is not None:
             hook, self.before_commit = self.before_commit, None
-            hook()
+            await hook()
         if self.fail_commit is not None and self.fail_commit():
             raise CrashError("worker died before its commit")
         handle: _Handle = view.handle

@@ -284,6 +284,14 @@ def _apply_event(
         return
     target = profiles.setdefault(key, ProfileState())
     for absorbed in observation.absorbed:
+        source = profiles.setdefault(absorbed, ProfileState())
+        if source.customer is not None:
+            # Identifiers kept apart at this merge (another person's) do not travel in the record either.
+            moved = tuple(
+                i for i in source.customer.identities if observation.graph.profile_of(i) in (key, None)
+            )
+            if moved != source.customer.identities:
+                source.customer = replace(source.customer, identities=moved)
         _merge(absorbed, key, f"merge:{absorbed}>{key}:{item.item_id}", profiles, rules, hooks, sink)
     base = target.cart or _new_cart(key)
     try:
