@@ -197,13 +197,14 @@ def apply_customer_event(
     """Fold one decoded event into the customer record and return the new record.
 
     Every event: identities seen (read with ``limits.identity_rules``), ``freshness[channel]`` and
-    ``updated_at_ms``. Events the customer did (all but :data:`PASSIVE_EVENT_TYPES` and campaign touches
-    in :data:`PASSIVE_TOUCH_ACTIONS`): ``channels[channel]`` count and last seen, last interaction time and
-    channel. By type: ``search_performed`` -> recent searches (de-duplicated case-insensitively, keeping
-    the latest spelling); ``product_viewed`` -> recent products; ``consent_changed`` and the envelope's ``consent`` map -> consent, only
-    if newer than the value held (on a tie, a refusal wins: privacy first); ``ticket_opened`` /
-    ``ticket_closed`` -> open tickets; ``product_returned`` -> recent returns; ``feedback_given`` and
-    ``contact_ended`` with notes -> last verbatim, if not older than the one held; ``order_placed`` / ``order_status_changed`` /
+    ``updated_at_ms``; the envelope's ``consent`` map like ``consent_changed``. Events the customer did (all
+    but :data:`PASSIVE_EVENT_TYPES` and campaign touches in :data:`PASSIVE_TOUCH_ACTIONS`):
+    ``channels[channel]`` count and last seen, last interaction time and channel. By type:
+    ``search_performed`` -> recent searches (de-duplicated case-insensitively, keeping the latest spelling);
+    ``product_viewed`` -> recent products; ``consent_changed`` -> consent, only if newer than the value held
+    (on a tie, a refusal wins: privacy first); ``ticket_opened`` / ``ticket_closed`` -> open tickets;
+    ``product_returned`` -> recent returns; ``feedback_given`` and ``contact_ended`` with notes -> last
+    verbatim, if not older than the one held; ``order_placed`` / ``order_status_changed`` /
     ``order_collected`` -> recent orders (status ``placed`` / as reported / ``collected``, each only if not
     older than the status held); ``erasure_requested`` -> an empty record for the same key that ignores
     events older than the request.

@@ -287,9 +287,7 @@ def _apply_event(
         source = profiles.setdefault(absorbed, ProfileState())
         if source.customer is not None:
             # Identifiers kept apart at this merge (another person's) do not travel in the record either.
-            moved = tuple(
-                i for i in source.customer.identities if observation.graph.profile_of(i) in (key, None)
-            )
+            moved = tuple(i for i in source.customer.identities if observation.graph.profile_of(i) in (key, None))
             if moved != source.customer.identities:
                 source.customer = replace(source.customer, identities=moved)
         _merge(absorbed, key, f"merge:{absorbed}>{key}:{item.item_id}", profiles, rules, hooks, sink)

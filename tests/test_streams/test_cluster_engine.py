@@ -11,6 +11,7 @@ in the store must equal one sequential fold over the distinct events in event-ti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,7 +169,7 @@ async def consume(
         if race:
             other = (p + 1) % PARTITIONS
 
-            async def rival() -> None:
+            async def rival(other: int = other) -> None:
                 rival_taken, rival_items = await step(other, 2)
                 await engine.apply(rival_items)
                 partitions[other].committed += rival_taken
@@ -176,10 +177,8 @@ async def consume(
             store.before_commit = rival
         if crash == "before_commit":
             store.fail_commit = lambda: True
-            try:
+            with contextlib.suppress(CrashError):
                 await engine.apply(items)
-            except CrashError:
-                pass
             store.fail_commit = None
             store.before_commit = None
             continue  # nothing committed, offsets not committed: the batch comes again

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.domain.identity import Identifier, IdentityGraph, IdentityRules, observe
 from streams.domain.fold import _Graph
+from streams.domain.identity import Identifier, IdentityGraph, IdentityRules, observe
 
 RULES = IdentityRules()
 identifier = st.builds(

@@ -133,7 +133,7 @@ def test_retries_with_the_original_event_ids_after_a_login_are_no_ops() -> None:
         remove("e4", 4_000, "B", customer_id="C", anonymous_id="AP"),
     ]
     once = fold([event_item(e) for e in first], RULES)
-    retried = first + [dict(first[0], received_at_ms=9_000), dict(first[1], received_at_ms=9_001)]
+    retried = [*first, dict(first[0], received_at_ms=9000), dict(first[1], received_at_ms=9001)]
     items = {}
     for event in retried:
         items.setdefault(event["event_id"], event_item(event))  # the log is keyed by event id
