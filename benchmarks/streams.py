@@ -371,7 +371,11 @@ def identity_fold_cost(events: list[tuple[str, str, dict[str, Any]]]) -> dict[st
 
     working_graph: Any = None
     with contextlib.suppress(ImportError):
-        from streams.identity_store import _WorkingGraph as working_graph  # since 9605053
+        from streams.domain.fold import _Graph  # the merge core's local subgraphs
+
+        working_graph = lambda _graph: _Graph()  # noqa: E731
+    with contextlib.suppress(ImportError):
+        from streams.identity_store import _WorkingGraph as working_graph  # 9605053 until the merge core
     rules = IdentityRules()
     requests = [(e["event_id"], e["occurred_at_ms"], identifiers_of(e, rules)) for _, _, e in events[:8000]]
     out: dict[str, Any] = {}
@@ -552,11 +556,7 @@ def drain(
             samples.append((now, state))
             if first_commit is None and state["committed_in"] > 0:
                 first_commit = now
-            if (
-                state["committed_in"] >= total
-                and state["end_in"] == state["committed_in"]
-                and state["committed_by_customer"] == state["end_by_customer"]
-            ):
+            if state["committed_in"] >= total and state["end_in"] == state["committed_in"] and _by_customer_done(state):
                 done = now
                 break
             time.sleep(0.25)
@@ -679,12 +679,18 @@ def subscribe(redis_url: str, pattern: str, control: str, seconds: float) -> Non
     print(json.dumps(out))
 
 
+def _by_customer_done(state: dict[str, int]) -> bool:
+    """The two-stage worker (before the merge core) also had to drain ``events.by_customer``; the one-stage
+    worker only writes it (its group commits nothing there)."""
+    return state["committed_by_customer"] in (0, state["end_by_customer"])
+
+
 def wait_drained(progress: Progress, timeout: float) -> float | None:
     """Seconds until the worker's group has committed every end offset (None: not within ``timeout``)."""
     started = time.perf_counter()
     while time.perf_counter() - started < timeout:
         state = progress.sample()
-        if state["committed_in"] == state["end_in"] and state["committed_by_customer"] == state["end_by_customer"]:
+        if state["committed_in"] == state["end_in"] and _by_customer_done(state):
             return time.perf_counter() - started
         time.sleep(0.25)
     return None
