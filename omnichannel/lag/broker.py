@@ -228,7 +228,7 @@ class KafkaLagSource:
                 state = GroupState.UNKNOWN if r.failure else GroupState.DEAD
             members = 0 if r.description is None else len(r.description.members)
             exists = r.failure is not None or r.group in listed or state is not GroupState.DEAD or bool(parts)
-            simple = bool(getattr(r.description, "is_simple_consumer_group", False))
+            simple = r.description is not None and bool(r.description.is_simple_consumer_group)
             readings.append(GroupReading(r.group, exists, state, members, tuple(parts), r.failure, simple))
         return ClusterReading(topics=frozenset(topics), groups=tuple(readings))
 
