@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 
 from rich.console import Console
 
-from omnichannel.errors import OmnichannelError
+from omnichannel import exit_codes
+from omnichannel.errors import OmnichannelError, ServiceUnavailableError
 
 __all__ = ["err", "errors_as_messages", "friendly_errors", "out", "progress"]
 
@@ -23,12 +24,14 @@ err = Console(stderr=True, soft_wrap=True)
 
 @contextmanager
 def errors_as_messages() -> Iterator[None]:
-    """The project's typed errors become one readable line and exit code 1 (no traceback)."""
+    """The project's typed errors become one readable line (no traceback) and an exit status: 75 when a
+    service did not answer, 1 otherwise (see :mod:`omnichannel.exit_codes`)."""
     try:
         yield
     except OmnichannelError as exc:
         err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-        sys.exit(1)
+        unavailable = isinstance(exc, ServiceUnavailableError)
+        sys.exit(exit_codes.UNAVAILABLE if unavailable else exit_codes.ERROR)
 
 
 def friendly_errors(func: F) -> F:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from omnichannel.errors import ServiceUnavailableError
+from omnichannel.kafka_logging import librdkafka_logger
 from schemas.topics import TopicSpec
 
 __all__ = ["TopicReport", "ensure_topics"]
@@ -34,11 +36,16 @@ def ensure_topics(
 
     Running it again changes nothing, so deployments can call it on every start.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": librdkafka_logger(bootstrap)}
+    admin = AdminClient(config)
     try:
         existing = admin.list_topics(timeout=timeout).topics
     except KafkaException as exc:
-        raise ServiceUnavailableError(f"Kafka at {bootstrap} did not answer a metadata request: {exc}") from exc
+        admin.poll(0)  # serve librdkafka's queued lines: one warning, then this error
+        raise ServiceUnavailableError(
+            f"Kafka at {bootstrap} did not answer a metadata request within {timeout:g}s ({exc}); check that the "
+            "broker is up and KAFKA_BOOTSTRAP_SERVERS is right"
+        ) from exc
     reports: list[TopicReport] = []
     wanted = list(specs)
     new = [

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -29,9 +29,10 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
+from omnichannel.kafka_logging import librdkafka_logger
 from omnichannel.lag.errors import BrokerUnavailableError
 from omnichannel.lag.figures import read_position
-from omnichannel.lag.model import ClusterReading, GroupReading, GroupState, PartitionReading
+from omnichannel.lag.model import ClusterReading, GroupReading, GroupState, Member, PartitionReading
 from omnichannel.logs import kv
 
 __all__ = ["KafkaLagSource", "LagSource"]
@@ -61,7 +62,7 @@ class _RawGroup:
     group: str
     description: Any = None
     committed: dict[_TP, int | None] = field(default_factory=dict)
-    owners: dict[_TP, str] = field(default_factory=dict)
+    owners: dict[_TP, Member] = field(default_factory=dict)
     failure: str | None = None
 
 
@@ -82,29 +83,30 @@ class LagSource(Protocol):
         ...
 
 
-class _LibrdkafkaLog(logging.Logger):
-    """librdkafka's own log lines (connection refused, retries...) at DEBUG: the monitor reports outages
-    itself, once, instead of letting the client print a line per reconnect attempt on stderr."""
-
-    def __init__(self) -> None:
-        super().__init__("omnichannel.lag.librdkafka")
-        self._target = logging.getLogger("omnichannel.lag.librdkafka")
-
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        self._target.debug(msg, *args, **kwargs)
-
-
 class KafkaLagSource:
     """Reads groups, offsets and record timestamps from a Kafka cluster; one instance per monitor.
+
+    ``select`` (e.g. a :class:`~omnichannel.lag.select.GroupSelector`) narrows the groups a reading of "every
+    group" lists; groups asked for by name are read whatever it says.
 
     ``timeout`` bounds every admin request: a broker that does not answer within it is reported as down
     (:class:`BrokerUnavailableError`) rather than blocking the monitor's poll loop.
     """
 
-    def __init__(self, bootstrap: str, *, timeout: float = 10.0, client_id: str = "omnichannel-lag-monitor") -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        timeout: float = 10.0,
+        client_id: str = "omnichannel-lag-monitor",
+        select: Callable[[str], bool] | None = None,
+    ) -> None:
         self._bootstrap = bootstrap
+        self.client_id = client_id
+        self._select = select
         self._timeout = timeout
-        self._logger = _LibrdkafkaLog()
+        # librdkafka's reconnect lines at DEBUG: the monitor reports an outage itself, once.
+        self._logger = librdkafka_logger(bootstrap, announce=False)
         self._config: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
             "client.id": client_id,
@@ -170,7 +172,11 @@ class KafkaLagSource:
         listed = {g.group_id for g in listing.valid}
         # Groups asked for by name are described even when not listed: a listing can be partial (a coordinator
         # still loading after a restart), and only the coordinator's own answer (state DEAD) means "no such group".
-        wanted = sorted(listed) if groups is None else list(dict.fromkeys(groups))
+        # Patterns (``select``) filter the listing only: a group asked for by name is always read.
+        if groups is None:
+            wanted = sorted(g for g in listed if self._select is None or self._select(g))
+        else:
+            wanted = list(dict.fromkeys(groups))
         raw = self._read_groups(wanted)
 
         needed = {tp for r in raw for tp in (*r.committed, *r.owners)}
@@ -212,7 +218,7 @@ class KafkaLagSource:
                         end=end if isinstance(end, int) else None,
                         earliest=start if isinstance(start, int) else None,
                         position_timestamp=None if position is None else stamps.get((topic, partition, position)),
-                        owner=r.owners.get(tp),
+                        member=r.owners.get(tp),
                         error=problem,
                     )
                 )
@@ -222,7 +228,8 @@ class KafkaLagSource:
                 state = GroupState.UNKNOWN if r.failure else GroupState.DEAD
             members = 0 if r.description is None else len(r.description.members)
             exists = r.failure is not None or r.group in listed or state is not GroupState.DEAD or bool(parts)
-            readings.append(GroupReading(r.group, exists, state, members, tuple(parts), r.failure))
+            simple = r.description is not None and bool(r.description.is_simple_consumer_group)
+            readings.append(GroupReading(r.group, exists, state, members, tuple(parts), r.failure, simple))
         return ClusterReading(topics=frozenset(topics), groups=tuple(readings))
 
     def _read_groups(self, wanted: list[str]) -> list[_RawGroup]:
@@ -245,7 +252,7 @@ class KafkaLagSource:
                 for member in found.description.members:
                     host = str(member.host).lstrip("/")
                     for tp in member.assignment.topic_partitions:
-                        found.owners[(tp.topic, tp.partition)] = f"{member.client_id}@{host}"
+                        found.owners[(tp.topic, tp.partition)] = Member(member.client_id, member.member_id, host)
                 for tp in offsets[group].result(timeout=self._timeout + 5).topic_partitions:
                     # Negative offsets are librdkafka's "no committed offset" sentinel (OFFSET_INVALID).
                     found.committed[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None

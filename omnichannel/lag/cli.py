@@ -14,10 +14,11 @@ from typing import Any
 
 import click
 import httpx
-from rich.console import RenderableType
+from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.text import Text
 
+from omnichannel import exit_codes
 from omnichannel.console import err, friendly_errors, out
 from omnichannel.errors import OmnichannelError, ServiceUnavailableError
 from omnichannel.lag.broker import KafkaLagSource
@@ -50,21 +51,72 @@ def build_monitor(
     """A monitor on the real broker with the configured window, groups and notifier."""
     if notifier is None:
         notifier = WebhookNotifier(config.webhook_url) if config.webhook_url else LogNotifier()
+    selector = config.selector
     return LagMonitor(
-        KafkaLagSource(bootstrap, timeout=config.timeout_seconds),
+        KafkaLagSource(bootstrap, timeout=config.timeout_seconds, select=None if selector.selects_all else selector),
         interval_seconds=config.interval_seconds,
         window_seconds=config.window_seconds,
         history_seconds=config.history_seconds,
         groups=config.groups,
         notifier=notifier,
         log_outages=log_outages,
+        cluster_name=config.cluster_name,
     )
 
 
-def _config(groups: tuple[str, ...], interval: float | None, window: float | None, **more: Any) -> LagConfig:
+def _config(
+    groups: tuple[str, ...],
+    interval: float | None,
+    window: float | None,
+    selection: tuple[str | None, tuple[str, ...], tuple[str, ...]],
+    **more: Any,
+) -> LagConfig:
     base = LagConfig.from_env()
     window = window if window is not None else (None if interval is None else max(base.window_seconds, 2 * interval))
-    return base.override(groups=groups or None, interval_seconds=interval, window_seconds=window, **more)
+    cluster_name, allow, deny = selection
+    return base.override(
+        groups=groups or None,
+        interval_seconds=interval,
+        window_seconds=window,
+        cluster_name=cluster_name,
+        group_allow=allow,
+        group_deny=deny,
+        **more,
+    )
+
+
+def _selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--cluster-name, --group-allow, --group-deny (shared by `lag` and `lag serve`)."""
+    func = click.option(
+        "--group-deny",
+        "group_deny",
+        multiple=True,
+        metavar="REGEX",
+        help="Never watch groups whose whole name matches (repeatable) [env OMNICHANNEL_LAG_GROUP_DENY].",
+    )(func)
+    func = click.option(
+        "--group-allow",
+        "group_allow",
+        multiple=True,
+        metavar="REGEX",
+        help="Watch only groups whose whole name matches one of these (repeatable) [env OMNICHANNEL_LAG_GROUP_ALLOW].",
+    )(func)
+    return click.option(
+        "--cluster-name",
+        default=None,
+        help="Cluster name in metrics (cluster_name) and the Burrow API [env OMNICHANNEL_LAG_CLUSTER_NAME; local].",
+    )(func)
+
+
+#: Wide enough for any topic name: piped output is for grep and scripts, which must see whole names.
+_PIPE_WIDTH = 4096
+
+
+def _results_console() -> Console:
+    """``out`` on a terminal; off a terminal (``| cat``, ``| grep``) a console that never cuts a line."""
+    if out.is_terminal:
+        return out
+    return Console(width=_PIPE_WIDTH, soft_wrap=True)
 
 
 _group_option = click.option(
@@ -83,6 +135,7 @@ _window_option = click.option(
 @click.option("-w", "--watch", is_flag=True, help="Redraw every interval until Ctrl-C (statuses need a window).")
 @_interval_option
 @_window_option
+@_selection_options
 @click.option("--server", metavar="URL", help="Ask a running `omnichannel lag serve` (e.g. http://localhost:8090).")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON of GET /v1/ops/lag instead of a table.")
 @click.pass_context
@@ -93,19 +146,31 @@ def lag(
     watch: bool,
     interval: float | None,
     window: float | None,
+    cluster_name: str | None,
+    group_allow: tuple[str, ...],
+    group_deny: tuple[str, ...],
     server: str | None,
     as_json: bool,
 ) -> None:
     """Consumer lag per group, topic and partition, read from the broker: offsets behind, seconds behind,
     and a Burrow-style status (OK, WARN, STALL, STOP, REWIND; groups OK, WARN, ERR, NOTFOUND).
 
-    Exit status without --watch: 0 all groups OK or WARN, 2 a group is ERR or NOTFOUND, 1 Kafka did not
-    answer. `omnichannel lag serve` runs the monitor as a service (metrics, JSON API, live page).
+    \b
+    Exit status without --watch:
+      0   every group OK or WARN
+      1   an error (e.g. a malformed setting)
+      2   usage error (unknown option, bad value)
+      3   a group is ERR
+      4   a group asked for does not exist (NOTFOUND; wins over 3)
+      75  Kafka (or the --server monitor) did not answer
+
+    Piped output is never cut to the terminal's width. `omnichannel lag serve` runs the monitor as a
+    service (metrics, JSON API, Burrow API, live page).
     """
     if ctx.invoked_subcommand is not None:
         return
     settings: Settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings.from_env()
-    config = _config(groups, interval, window)
+    config = _config(groups, interval, window, (cluster_name, group_allow, group_deny))
     if server is not None:
         fetch: Callable[[], dict[str, Any]] = lambda: _from_server(server, groups)  # noqa: E731
     else:
@@ -117,8 +182,15 @@ def lag(
         if as_json:
             click.echo(json.dumps(report, indent=2))
         else:
-            out.print(render_report(report), highlight=False)
+            _results_console().print(render_report(report), highlight=False)
         sys.exit(exit_code(report))
+    if as_json:  # one JSON document per line and interval, for `| jq` and log shippers
+        try:
+            while True:
+                click.echo(json.dumps(fetch()))
+                time.sleep(config.interval_seconds)
+        except KeyboardInterrupt:
+            sys.exit(exit_codes.OK)
     try:
         with Live(_drawn(fetch), console=out, auto_refresh=False) as live:
             while True:
@@ -158,6 +230,7 @@ def _from_server(server: str, groups: tuple[str, ...]) -> dict[str, Any]:
 @_group_option
 @_interval_option
 @_window_option
+@_selection_options
 @click.option("--host", default=None, help="Address to bind [env OMNICHANNEL_LAG_HOST; 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port [env OMNICHANNEL_LAG_PORT; 8090].")
 @click.pass_obj
@@ -167,10 +240,14 @@ def serve_command(
     groups: tuple[str, ...],
     interval: float | None,
     window: float | None,
+    cluster_name: str | None,
+    group_allow: tuple[str, ...],
+    group_deny: tuple[str, ...],
     host: str | None,
     port: int | None,
 ) -> None:
-    """Run the lag monitor as its own process: /metrics, GET /v1/ops/lag, and the page at /ops/lag.
+    """Run the lag monitor as its own process: /metrics (also under kafka-lag-exporter's and burrow_exporter's
+    names), GET /v1/ops/lag, Burrow's /v3/kafka API, and the page at /ops/lag.
 
     It polls Kafka every interval, keeps the last hour in memory, and sends a webhook
     (OMNICHANNEL_LAG_WEBHOOK_URL) or writes a log line when a group leaves OK and when it returns.
@@ -179,7 +256,7 @@ def serve_command(
     from omnichannel.lag.web import serve
 
     settings = settings if isinstance(settings, Settings) else Settings.from_env()
-    config = _config(groups, interval, window, host=host, port=port)
+    config = _config(groups, interval, window, (cluster_name, group_allow, group_deny), host=host, port=port)
     monitor = build_monitor(kafka_address(settings), config)
     err.print(
         f"[dim]...[/] lag monitor for {monitor.source.bootstrap} on http://{config.host}:{config.port}/ops/lag "

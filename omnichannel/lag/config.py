@@ -5,7 +5,10 @@ Variable                           Default    Meaning
 =================================  =========  ==========================================================
 ``OMNICHANNEL_LAG_INTERVAL``       ``10``     seconds between two readings of the broker
 ``OMNICHANNEL_LAG_WINDOW``         ``120``    status window in seconds (at least two intervals)
-``OMNICHANNEL_LAG_GROUPS``         (all)      comma-separated consumer groups to watch
+``OMNICHANNEL_LAG_GROUPS``         (all)      comma-separated consumer groups to watch (exact names)
+``OMNICHANNEL_LAG_GROUP_ALLOW``    (all)      comma-separated regular expressions: watch only matching groups
+``OMNICHANNEL_LAG_GROUP_DENY``     (none)     comma-separated regular expressions: never watch these groups
+``OMNICHANNEL_LAG_CLUSTER_NAME``   ``local``  the ``cluster_name`` label and the Burrow API's cluster name
 ``OMNICHANNEL_LAG_WEBHOOK_URL``    (none)     POST group transitions here; without it they are logged
 ``OMNICHANNEL_LAG_HOST``           127.0.0.1  address ``lag serve`` binds (``0.0.0.0`` in a container)
 ``OMNICHANNEL_LAG_PORT``           ``8090``   port of ``lag serve``
@@ -22,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from omnichannel.lag.errors import LagConfigError
+from omnichannel.lag.select import GroupSelector
 
 __all__ = ["LagConfig"]
 
@@ -38,8 +42,18 @@ class LagConfig:
     host: str = "127.0.0.1"
     port: int = 8090
     timeout_seconds: float = 10.0
+    cluster_name: str = "local"
+    group_allow: tuple[str, ...] = ()
+    group_deny: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        GroupSelector(self.group_allow, self.group_deny)  # a bad pattern fails here, naming the setting
+        # The name is a Prometheus label value and a path segment of the Burrow API (/v3/kafka/{cluster}).
+        if not self.cluster_name or "/" in self.cluster_name:
+            raise LagConfigError(
+                f"cluster name {self.cluster_name!r} must be non-empty and contain no '/', "
+                "e.g. OMNICHANNEL_LAG_CLUSTER_NAME=prod-eu"
+            )
         if self.interval_seconds <= 0 or self.timeout_seconds <= 0:
             raise LagConfigError("the lag interval and timeout must be positive, e.g. OMNICHANNEL_LAG_INTERVAL=10")
         # WARN compares samples inside the window: fewer than two per window could never raise it.
@@ -66,12 +80,25 @@ class LagConfig:
             host=env.get("OMNICHANNEL_LAG_HOST", "").strip() or d.host,
             port=int(_number(env, "OMNICHANNEL_LAG_PORT", d.port)),
             timeout_seconds=_number(env, "OMNICHANNEL_LAG_TIMEOUT", d.timeout_seconds),
+            cluster_name=env.get("OMNICHANNEL_LAG_CLUSTER_NAME", "").strip() or d.cluster_name,
+            group_allow=_patterns(env, "OMNICHANNEL_LAG_GROUP_ALLOW"),
+            group_deny=_patterns(env, "OMNICHANNEL_LAG_GROUP_DENY"),
         )
+
+    @property
+    def selector(self) -> GroupSelector:
+        """The allow/deny patterns as a group predicate."""
+        return GroupSelector(self.group_allow, self.group_deny)
 
     def override(self, **changes: object) -> LagConfig:
         """A copy with the command-line options that were given (``None`` values are ignored)."""
         given = {k: v for k, v in changes.items() if v is not None and v != ()}
         return replace(self, **given)  # type: ignore[arg-type]
+
+
+def _patterns(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    # Commas separate patterns; a pattern that needs a comma (``a{1,3}``) goes on the command line instead.
+    return tuple(p.strip() for p in env.get(name, "").split(",") if p.strip())
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:

@@ -24,6 +24,8 @@ The monitor itself
     ``omnichannel_lag_monitor_broker_up``         1 when the last poll reached Kafka
     ``omnichannel_lag_monitor_last_success_timestamp_seconds``
     ``omnichannel_lag_monitor_polls_total`` / ``omnichannel_lag_monitor_poll_errors_total``
+The same figures under kafka-lag-exporter's and burrow_exporter's names and labels
+    see :mod:`omnichannel.lag.compat_metrics`
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from omnichannel.lag.model import GroupState
+from omnichannel.lag.compat_metrics import compatible_families
+from omnichannel.lag.model import GroupState, LagReport
 from omnichannel.lag.monitor import LagMonitor
 
-__all__ = ["LagCollector", "lag_registry"]
+__all__ = ["LagCollector", "lag_metric_names", "lag_registry"]
 
 _P = ["group", "topic", "partition"]
 
@@ -50,80 +53,89 @@ class LagCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """Yield the families listed in the module docstring."""
-        report = self._monitor.latest()
         polls, failures = self._monitor.counters()
-        up = GaugeMetricFamily("omnichannel_lag_monitor_broker_up", "1 when the last poll reached Kafka, else 0")
-        up.add_metric([], 1.0 if report is not None and report.broker_ok else 0.0)
-        yield up
-        last = GaugeMetricFamily(
-            "omnichannel_lag_monitor_last_success_timestamp_seconds", "Unix time of the last successful poll"
-        )
-        if report is not None and report.last_success_at is not None:
-            last.add_metric([], report.last_success_at)
-        yield last
-        yield CounterMetricFamily("omnichannel_lag_monitor_polls", "Successful polls of Kafka", value=polls)
-        yield CounterMetricFamily("omnichannel_lag_monitor_poll_errors", "Polls Kafka did not answer", value=failures)
-        if report is None:
-            return
+        yield from lag_families(self._monitor.latest(), polls, failures)
 
-        lag = GaugeMetricFamily("omnichannel_consumer_lag_offsets", "Records the group still has to read", labels=_P)
-        seconds = GaugeMetricFamily(
-            "omnichannel_consumer_lag_seconds", "Age of the record at the group's read position", labels=_P
-        )
-        committed = GaugeMetricFamily("omnichannel_consumer_committed_offset", "Committed offset", labels=_P)
-        end = GaugeMetricFamily("omnichannel_consumer_end_offset", "High watermark of the partition", labels=_P)
-        lost = GaugeMetricFamily(
-            "omnichannel_consumer_records_lost", "Records deleted by retention before the group read them", labels=_P
-        )
-        pstatus = GaugeMetricFamily(
-            "omnichannel_consumer_partition_status", "0 OK, 1 WARN, 2 STALL, 3 STOP, 4 REWIND", labels=_P
-        )
-        tlag = GaugeMetricFamily(
-            "omnichannel_consumer_topic_lag_offsets", "Offset lag summed over a topic", labels=["group", "topic"]
-        )
-        glag = GaugeMetricFamily("omnichannel_consumer_group_lag_offsets", "Offset lag summed", labels=["group"])
-        gmax = GaugeMetricFamily(
-            "omnichannel_consumer_group_max_lag_offsets", "Largest partition offset lag", labels=["group"]
-        )
-        gsec = GaugeMetricFamily(
-            "omnichannel_consumer_group_lag_seconds", "Largest partition time lag", labels=["group"]
-        )
-        gstatus = GaugeMetricFamily(
-            "omnichannel_consumer_group_status", "0 OK, 1 WARN, 2 ERR, 3 NOTFOUND", labels=["group"]
-        )
-        gstate = GaugeMetricFamily(
-            "omnichannel_consumer_group_state", "1 for the group's current state", labels=["group", "state"]
-        )
-        members = GaugeMetricFamily("omnichannel_consumer_group_members", "Members in the group", labels=["group"])
 
-        for group in report.groups:
-            g = group.group
-            gstatus.add_metric([g], group.status.code)
-            for state in GroupState:
-                gstate.add_metric([g, state.value], 1.0 if state is group.state else 0.0)
-            members.add_metric([g], group.members)
-            if group.lag is not None:
-                glag.add_metric([g], group.lag)
-            if group.max_lag is not None and group.max_lag.lag is not None:
-                gmax.add_metric([g], group.max_lag.lag)
-            if group.time_lag is not None:
-                gsec.add_metric([g], group.time_lag)
-            for topic in group.topics:
-                if topic.lag is not None:
-                    tlag.add_metric([g, topic.topic], topic.lag)
-                for p in topic.partitions:
-                    labels = [g, p.topic, str(p.partition)]
-                    pstatus.add_metric(labels, p.status.code)
-                    if p.lag is not None:
-                        lag.add_metric(labels, p.lag)
-                    if p.time_lag is not None:
-                        seconds.add_metric(labels, p.time_lag)
-                    if p.committed is not None:
-                        committed.add_metric(labels, p.committed)
-                    if p.end is not None:
-                        end.add_metric(labels, p.end)
-                    lost.add_metric(labels, p.records_lost)
-        yield from (lag, seconds, committed, end, lost, pstatus, tlag, glag, gmax, gsec, gstatus, gstate, members)
+def lag_metric_names() -> set[str]:
+    """Every family name ``/metrics`` can hold (read from the families themselves, for dashboards' checks)."""
+    empty = LagReport(taken_at=0.0, broker_ok=True, bootstrap="", window_seconds=0.0, interval_seconds=0.0)
+    return {family.name for family in lag_families(empty, 0, 0)}
+
+
+def lag_families(report: LagReport | None, polls: int, failures: int) -> Iterator[Metric]:
+    """The families of one scrape: the monitor's own, then (with a report) the figures in every naming."""
+    up = GaugeMetricFamily("omnichannel_lag_monitor_broker_up", "1 when the last poll reached Kafka, else 0")
+    up.add_metric([], 1.0 if report is not None and report.broker_ok else 0.0)
+    yield up
+    last = GaugeMetricFamily(
+        "omnichannel_lag_monitor_last_success_timestamp_seconds", "Unix time of the last successful poll"
+    )
+    if report is not None and report.last_success_at is not None:
+        last.add_metric([], report.last_success_at)
+    yield last
+    yield CounterMetricFamily("omnichannel_lag_monitor_polls", "Successful polls of Kafka", value=polls)
+    yield CounterMetricFamily("omnichannel_lag_monitor_poll_errors", "Polls Kafka did not answer", value=failures)
+    if report is None:
+        return
+
+    lag = GaugeMetricFamily("omnichannel_consumer_lag_offsets", "Records the group still has to read", labels=_P)
+    seconds = GaugeMetricFamily(
+        "omnichannel_consumer_lag_seconds", "Age of the record at the group's read position", labels=_P
+    )
+    committed = GaugeMetricFamily("omnichannel_consumer_committed_offset", "Committed offset", labels=_P)
+    end = GaugeMetricFamily("omnichannel_consumer_end_offset", "High watermark of the partition", labels=_P)
+    lost = GaugeMetricFamily(
+        "omnichannel_consumer_records_lost", "Records deleted by retention before the group read them", labels=_P
+    )
+    pstatus = GaugeMetricFamily(
+        "omnichannel_consumer_partition_status", "0 OK, 1 WARN, 2 STALL, 3 STOP, 4 REWIND", labels=_P
+    )
+    tlag = GaugeMetricFamily(
+        "omnichannel_consumer_topic_lag_offsets", "Offset lag summed over a topic", labels=["group", "topic"]
+    )
+    glag = GaugeMetricFamily("omnichannel_consumer_group_lag_offsets", "Offset lag summed", labels=["group"])
+    gmax = GaugeMetricFamily(
+        "omnichannel_consumer_group_max_lag_offsets", "Largest partition offset lag", labels=["group"]
+    )
+    gsec = GaugeMetricFamily("omnichannel_consumer_group_lag_seconds", "Largest partition time lag", labels=["group"])
+    gstatus = GaugeMetricFamily(
+        "omnichannel_consumer_group_status", "0 OK, 1 WARN, 2 ERR, 3 NOTFOUND", labels=["group"]
+    )
+    gstate = GaugeMetricFamily(
+        "omnichannel_consumer_group_state", "1 for the group's current state", labels=["group", "state"]
+    )
+    members = GaugeMetricFamily("omnichannel_consumer_group_members", "Members in the group", labels=["group"])
+
+    for group in report.groups:
+        g = group.group
+        gstatus.add_metric([g], group.status.code)
+        for state in GroupState:
+            gstate.add_metric([g, state.value], 1.0 if state is group.state else 0.0)
+        members.add_metric([g], group.members)
+        if group.lag is not None:
+            glag.add_metric([g], group.lag)
+        if group.max_lag is not None and group.max_lag.lag is not None:
+            gmax.add_metric([g], group.max_lag.lag)
+        if group.time_lag is not None:
+            gsec.add_metric([g], group.time_lag)
+        for topic in group.topics:
+            if topic.lag is not None:
+                tlag.add_metric([g, topic.topic], topic.lag)
+            for p in topic.partitions:
+                labels = [g, p.topic, str(p.partition)]
+                pstatus.add_metric(labels, p.status.code)
+                if p.lag is not None:
+                    lag.add_metric(labels, p.lag)
+                if p.time_lag is not None:
+                    seconds.add_metric(labels, p.time_lag)
+                if p.committed is not None:
+                    committed.add_metric(labels, p.committed)
+                if p.end is not None:
+                    end.add_metric(labels, p.end)
+                lost.add_metric(labels, p.records_lost)
+    yield from (lag, seconds, committed, end, lost, pstatus, tlag, glag, gmax, gsec, gstatus, gstate, members)
+    yield from compatible_families(report)
 
 
 def lag_registry(monitor: LagMonitor) -> CollectorRegistry:

@@ -25,6 +25,7 @@ __all__ = [
     "GroupState",
     "GroupStatus",
     "LagReport",
+    "Member",
     "PartitionLag",
     "PartitionReading",
     "PartitionStatus",
@@ -78,6 +79,20 @@ _GROUP_CODES = {s: i for i, s in enumerate(GroupStatus)}
 
 
 @dataclass(frozen=True)
+class Member:
+    """The live group member a partition is assigned to, as the coordinator describes it."""
+
+    client_id: str
+    consumer_id: str
+    host: str
+
+    @property
+    def owner(self) -> str:
+        """``client_id@host``, as the table and ``GET /v1/ops/lag`` show it."""
+        return f"{self.client_id}@{self.host}"
+
+
+@dataclass(frozen=True)
 class PartitionReading:
     """One partition a group has committed offsets for or is assigned, as the broker reported it.
 
@@ -93,8 +108,13 @@ class PartitionReading:
     end: int | None
     earliest: int | None
     position_timestamp: float | None = None
-    owner: str | None = None
+    member: Member | None = None
     error: str | None = None
+
+    @property
+    def owner(self) -> str | None:
+        """``client_id@host`` of the member holding the partition, ``None`` when nobody does."""
+        return None if self.member is None else self.member.owner
 
 
 @dataclass(frozen=True)
@@ -107,6 +127,7 @@ class GroupReading:
     members: int
     partitions: tuple[PartitionReading, ...] = ()
     error: str | None = None
+    simple: bool = False
 
     def held(self) -> frozenset[tuple[str, int]]:
         """Partitions a live member owns (``owner`` set): the evidence that a consumer is still there."""
@@ -136,8 +157,13 @@ class PartitionLag:
     status: PartitionStatus
     window_complete: bool
     reason: str
-    owner: str | None = None
+    member: Member | None = None
     error: str | None = None
+
+    @property
+    def owner(self) -> str | None:
+        """``client_id@host`` of the member holding the partition, ``None`` when nobody does."""
+        return None if self.member is None else self.member.owner
 
 
 @dataclass(frozen=True)
@@ -163,6 +189,7 @@ class GroupLag:
     max_lag: PartitionLag | None
     topics: tuple[TopicLag, ...] = ()
     problems: tuple[str, ...] = ()
+    simple: bool = False
 
     def partitions(self) -> Iterator[PartitionLag]:
         """Every partition of every topic, in topic then partition order."""
@@ -183,6 +210,7 @@ class LagReport:
     groups: tuple[GroupLag, ...] = ()
     error: str | None = None
     last_success_at: float | None = None
+    cluster_name: str = "local"
 
     def group(self, name: str) -> GroupLag | None:
         """The group called ``name``, or ``None``."""
@@ -199,6 +227,7 @@ class LagReport:
             groups=tuple(g for g in self.groups if g.group in names),
             error=self.error,
             last_success_at=self.last_success_at,
+            cluster_name=self.cluster_name,
         )
 
 

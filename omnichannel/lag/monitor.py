@@ -57,6 +57,7 @@ class LagMonitor:
     that do not exist are reported NOTFOUND. ``window_seconds`` is the status window (see
     :mod:`omnichannel.lag.status`), ``history_seconds`` how much of each group's past the page can plot.
     ``log_outages=False`` leaves the outage log line to the caller (a one-shot reading prints it anyway).
+    ``cluster_name`` names the cluster in reports (the ``cluster_name`` label, the Burrow API's cluster).
     """
 
     def __init__(
@@ -70,8 +71,10 @@ class LagMonitor:
         notifier: Notifier | None = None,
         clock: Clock = time.time,
         log_outages: bool = True,
+        cluster_name: str = "local",
     ) -> None:
         self.source = source
+        self.cluster_name = cluster_name
         self.interval_seconds = interval_seconds
         self.window_seconds = window_seconds
         self.groups = None if groups is None else tuple(groups)
@@ -124,6 +127,15 @@ class LagMonitor:
         with self._lock:
             return self._history.to_json(self._clock(), groups)
 
+    def window(self, group: str) -> dict[tuple[str, int], tuple[float, list[Sample]]]:
+        """Per (topic, partition) of ``group``: since when it is watched, and the samples in its window."""
+        with self._lock:
+            return {
+                (topic, partition): (track.observed_since, list(track.samples))
+                for (g, topic, partition), track in self._tracks.items()
+                if g == group
+            }
+
     def counters(self) -> tuple[int, int]:
         """(successful polls, failed polls) since start, for the monitor's own metrics."""
         with self._lock:
@@ -160,6 +172,7 @@ class LagMonitor:
                 groups=() if last is None else last.groups,
                 error=error,
                 last_success_at=None if last is None else last.taken_at,
+                cluster_name=self.cluster_name,
             )
             self._latest = report
             for group in report.groups:  # a gap in the plotted lines, not a flat segment
@@ -203,6 +216,7 @@ class LagMonitor:
             interval_seconds=self.interval_seconds,
             groups=tuple(groups),
             last_success_at=now,
+            cluster_name=self.cluster_name,
         )
 
     def _evaluate_group(self, group: GroupReading, topics: frozenset[str], now: float, seen: set[_Key]) -> GroupLag:
@@ -254,7 +268,7 @@ class LagMonitor:
                     status=verdict.status,
                     window_complete=verdict.complete,
                     reason=p.error or verdict.reason,
-                    owner=p.owner,
+                    member=p.member,
                     error=p.error,
                 )
             )
@@ -275,6 +289,7 @@ class LagMonitor:
             max_lag=largest_lag(partitions),
             topics=topic_lags,
             problems=self._problems(group, set(by_topic), topics, now, partitions),
+            simple=group.simple,
         )
 
     def _problems(

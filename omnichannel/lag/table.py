@@ -13,6 +13,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from omnichannel import exit_codes
+
 __all__ = ["exit_code", "render_report"]
 
 _COLOURS = {
@@ -127,10 +129,13 @@ def render_report(report: Mapping[str, Any], *, watching: bool = False) -> Rende
 
 
 def exit_code(report: Mapping[str, Any]) -> int:
-    """0 when every group is OK or WARN; 2 when a group is ERR or NOTFOUND; 1 when Kafka did not answer."""
+    """0 every group OK or WARN; 3 a group ERR; 4 a group NOTFOUND (wins over 3); 75 Kafka did not answer."""
     broker = report.get("broker") or {}
     if not broker.get("ok", False):
-        return 1
-    if any(g["status"] in ("ERR", "NOTFOUND") for g in report.get("groups") or []):
-        return 2
-    return 0
+        return exit_codes.UNAVAILABLE
+    statuses = {g["status"] for g in report.get("groups") or []}
+    if "NOTFOUND" in statuses:
+        return exit_codes.GROUP_NOTFOUND
+    if "ERR" in statuses:
+        return exit_codes.GROUP_ERR
+    return exit_codes.OK

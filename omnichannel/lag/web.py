@@ -8,6 +8,9 @@
 ``GET /v1/ops/lag/history``     the last hour per group (``?group=`` filters), for the page
 ``GET /ops/lag[?group=G]``      the page: one static HTML file with inline SVG, no external assets
 ``GET /healthz``                200 while the process runs (broker health is in the body)
+``GET /v3/kafka/...``           Burrow's read-only API (:mod:`omnichannel.lag.burrow`): ``/v3/kafka``,
+                                ``/{cluster}``, ``/{cluster}/consumer``,
+                                ``/{cluster}/consumer/{group}/lag`` and ``.../status``
 ==============================  ===================================================================
 
 The monitor polls in a daemon thread started with the application (confluent-kafka calls block, so they stay
@@ -17,18 +20,20 @@ off the event loop); handlers only read the monitor's latest report.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Annotated
 
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from omnichannel.lag import burrow
 from omnichannel.lag.metrics import lag_registry
-from omnichannel.lag.model import GroupStatus, notfound_group_json, report_to_json
+from omnichannel.lag.model import GroupStatus, LagReport, notfound_group_json, report_to_json
 from omnichannel.lag.monitor import LagMonitor
 from omnichannel.logs import kv
 
@@ -98,6 +103,8 @@ def create_app(monitor: LagMonitor, *, poll: bool = True) -> FastAPI:
     def root() -> RedirectResponse:
         return RedirectResponse("/ops/lag")
 
+    _burrow_routes(app, monitor)
+
     @app.get("/healthz")
     def healthz() -> JSONResponse:
         report = monitor.latest()
@@ -111,6 +118,60 @@ def create_app(monitor: LagMonitor, *, poll: bool = True) -> FastAPI:
         )
 
     return app
+
+
+def _burrow_routes(app: FastAPI, monitor: LagMonitor) -> None:
+    """Burrow's read-only ``/v3/kafka`` endpoints; 503 with Burrow's error envelope while Kafka does not answer
+    (Burrow has no notion of stale figures, so a script must not mistake the last ones for current)."""
+    host = socket.gethostname()
+
+    def current(request: Request, cluster: str | None) -> JSONResponse | LagReport:
+        path = request.url.path
+        report = monitor.latest()
+        if report is None or not report.broker_ok:
+            why = "no reading yet" if report is None else f"Kafka does not answer: {report.error}"
+            return JSONResponse(burrow.error_body(why, path, host), status_code=503)
+        if cluster is not None and cluster != report.cluster_name:
+            return JSONResponse(burrow.error_body("cluster not found", path, host), status_code=404)
+        return report
+
+    @app.get("/v3/kafka")
+    def clusters(request: Request) -> JSONResponse:
+        report = current(request, None)
+        if isinstance(report, JSONResponse):
+            return report
+        return JSONResponse(burrow.cluster_list(report, request.url.path, host))
+
+    @app.get("/v3/kafka/{cluster}")
+    def cluster_detail(request: Request, cluster: str) -> JSONResponse:
+        report = current(request, cluster)
+        if isinstance(report, JSONResponse):
+            return report
+        client_id = getattr(monitor.source, "client_id", "")
+        return JSONResponse(burrow.cluster_detail(report, client_id, request.url.path, host))
+
+    @app.get("/v3/kafka/{cluster}/consumer")
+    def consumers(request: Request, cluster: str) -> JSONResponse:
+        report = current(request, cluster)
+        if isinstance(report, JSONResponse):
+            return report
+        return JSONResponse(burrow.consumer_list(report, request.url.path, host))
+
+    def status(request: Request, cluster: str, group: str, show_all: bool) -> JSONResponse:
+        report = current(request, cluster)
+        if isinstance(report, JSONResponse):
+            return report
+        window = monitor.window(group)
+        code, body = burrow.consumer_status(report, group, window, request.url.path, host, show_all=show_all)
+        return JSONResponse(body, status_code=code)
+
+    @app.get("/v3/kafka/{cluster}/consumer/{group}/lag")
+    def consumer_lag(request: Request, cluster: str, group: str) -> JSONResponse:
+        return status(request, cluster, group, show_all=True)
+
+    @app.get("/v3/kafka/{cluster}/consumer/{group}/status")
+    def consumer_status(request: Request, cluster: str, group: str) -> JSONResponse:
+        return status(request, cluster, group, show_all=False)
 
 
 def serve(monitor: LagMonitor, host: str, port: int) -> None:

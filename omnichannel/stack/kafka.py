@@ -7,11 +7,13 @@ import functools
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from omnichannel.errors import ServiceStartError
+from omnichannel.kafka_logging import librdkafka_logger
 from omnichannel.settings import KAFKA_VERSION
 from omnichannel.stack.maven import kafka_classpath, require_java
 from omnichannel.stack.model import Progress, ServiceInfo
@@ -36,10 +38,18 @@ _START_TIMEOUT_S = 90.0
 
 def kafka_answers(bootstrap: str, timeout: float = 5.0) -> bool:
     """True when a broker at ``bootstrap`` serves a metadata request (an open port is not enough)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000)})
+    # A probe: librdkafka's reconnect lines go to DEBUG; the caller words the outcome.
+    logger = librdkafka_logger(bootstrap, announce=False)
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "socket.timeout.ms": int(timeout * 1000),
+        "logger": logger,
+    }
+    admin = AdminClient(config)
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException:
+        admin.poll(0)
         return False
     return bool(metadata.brokers)
 

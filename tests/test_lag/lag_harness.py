@@ -162,14 +162,17 @@ def make_monitor(bootstrap: str, clock: FakeClock) -> Iterator[MakeMonitor]:
         notifier: Notifier | None = None,
         address: str | None = None,
         timeout: float = 5.0,
+        cluster_name: str = "local",
+        select: Callable[[str], bool] | None = None,
     ) -> LagMonitor:
         monitor = LagMonitor(
-            KafkaLagSource(address or bootstrap, timeout=timeout),
+            KafkaLagSource(address or bootstrap, timeout=timeout, select=select),
             interval_seconds=interval,
             window_seconds=window,
             groups=groups,
             notifier=notifier if notifier is not None else RecordingNotifier(),
             clock=clock,
+            cluster_name=cluster_name,
         )
         made.append(monitor)
         return monitor
