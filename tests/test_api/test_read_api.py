@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -46,6 +47,11 @@ def _eventually(client: httpx.Client, url: str, headers: dict[str, str], check: 
     pytest.fail(f"{url} never satisfied the check; last body: {body}")
 
 
+def _email_hash(token: str) -> str:
+    """The contract's email_hash of a test shopper (64 lowercase hex)."""
+    return hashlib.sha256(f"{token}@example.com".encode()).hexdigest()
+
+
 def test_a_logged_in_tablet_finds_the_phone_basket_and_its_freshness(backbone: Backbone) -> None:
     token = uuid.uuid4().hex[:8]
     with httpx.Client(base_url=backbone.base_url, timeout=10) as client:
@@ -53,7 +59,7 @@ def test_a_logged_in_tablet_finds_the_phone_basket_and_its_freshness(backbone: B
         _post(
             client,
             PHONE,
-            _event("mobile_app", "cart_line_added", line, anonymous_id=f"a-{token}", email_hash=f"e-{token}"),
+            _event("mobile_app", "cart_line_added", line, anonymous_id=f"a-{token}", email_hash=_email_hash(token)),
         )
         _post(
             client,
@@ -63,7 +69,7 @@ def test_a_logged_in_tablet_finds_the_phone_basket_and_its_freshness(backbone: B
         _post(
             client,
             TABLET,
-            _event("tablet", "login", {"method": "password"}, customer_id=f"C-{token}", email_hash=f"e-{token}"),
+            _event("tablet", "login", {"method": "password"}, customer_id=f"C-{token}", email_hash=_email_hash(token)),
         )
         who = _eventually(
             client, f"/v1/identities/anonymous_id/a-{token}", TABLET, lambda b: b["customer_id"] == f"C-{token}"
