@@ -20,7 +20,7 @@ from functools import partial
 from types import TracebackType
 from typing import Any, Final, NamedTuple
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from connectors.envelope import partition_key
 from connectors.errors import InvalidEventError, PublishError, PublishUnavailableError
@@ -185,6 +185,14 @@ class Publisher:
                 self.codec.schema_id(subject_for(topic), EVENT_FULLNAME)
             except RegistryError as exc:
                 raise PublishUnavailableError(f"the Schema Registry is unavailable: {exc}") from exc
+
+    def kafka_answers(self, timeout_s: float = 2.0) -> bool:
+        """True when a broker answers a metadata request within ``timeout_s`` (a readiness probe; blocks)."""
+        try:
+            self._producer.list_topics(timeout=timeout_s)
+        except KafkaException:
+            return False
+        return True
 
     # -- publishing -------------------------------------------------------------------------------------
 
