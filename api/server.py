@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from redis.asyncio import Redis
@@ -64,7 +65,7 @@ def create_server(settings: Settings, config: CollectorConfig, publisher: Publis
         readiness_router(
             {
                 "kafka": kafka_probe(publisher),
-                "registry": registry_probe(settings.schema_registry_url),
+                "registry": registry_probe(settings.schema_registry_url, _basic_auth(settings)),
                 "redis": redis_probe(redis),
             }
         )
@@ -84,6 +85,13 @@ def create_server(settings: Settings, config: CollectorConfig, publisher: Publis
     if config.dev:
         _mount_demo(app)
     return app
+
+
+def _basic_auth(settings: Settings) -> httpx.BasicAuth | None:
+    if settings.schema_registry_basic_auth is None:
+        return None
+    user, _, password = settings.schema_registry_basic_auth.partition(":")
+    return httpx.BasicAuth(user, password)
 
 
 def _mount_demo(app: FastAPI) -> None:

@@ -161,7 +161,7 @@ def schemas_register(settings: Settings) -> None:
     """
     settings = connect(settings)
     assert settings.schema_registry_url is not None
-    registry = ConfluentSchemaRegistry(settings.schema_registry_url)
+    registry = ConfluentSchemaRegistry(settings.schema_registry_url, basic_auth=settings.schema_registry_basic_auth)
     for subject, schema_id in register_all(registry, catalogue_for(settings.namespace)).items():
         out.print(f"{subject:32} id {schema_id}  {COMPATIBILITY}", highlight=False)
 
@@ -181,7 +181,7 @@ def schemas_check(settings: Settings, offline: bool) -> None:
     broken = {subject: found for subject, found in check_released().items() if found}
     registry_url = None if offline else _registry_url(settings)
     if registry_url is not None:
-        registry = ConfluentSchemaRegistry(registry_url)
+        registry = ConfluentSchemaRegistry(registry_url, basic_auth=settings.schema_registry_basic_auth)
         registered = check_registered(registry, catalogue_for(settings.namespace))
         broken |= {subject: found for subject, found in registered.items() if found}
     else:

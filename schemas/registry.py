@@ -27,9 +27,11 @@ class SchemaRegistry(Protocol):
 class ConfluentSchemaRegistry:
     """:class:`SchemaRegistry` over confluent-kafka's client (which caches ids and schemas itself)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, basic_auth: str | None = None) -> None:
+        """``basic_auth``: ``user:password`` when the registry requires HTTP basic auth."""
         self.url = url
-        self._client = SchemaRegistryClient({"url": url})
+        config = {"url": url} | ({"basic.auth.user.info": basic_auth} if basic_auth else {})
+        self._client = SchemaRegistryClient(config)
 
     def register(self, subject: str, schema_text: str) -> int:
         try:

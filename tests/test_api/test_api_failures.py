@@ -94,3 +94,26 @@ def test_readyz_names_kafka_and_the_registry_when_they_are_down(settings: Settin
         assert (checks["kafka"]["ok"], checks["registry"]["ok"], checks["redis"]["ok"]) == (False, False, True)
         assert closed in checks["kafka"]["detail"] and closed in checks["registry"]["detail"]
         assert client.get("/healthz").status_code == 200
+
+
+def test_a_redis_with_requirepass_is_read_with_the_password_in_redis_url(
+    settings: Settings, tmp_path: Path, publisher: Publisher
+) -> None:
+    info = start_local_redis(tmp_path / "secured", install_missing=False, progress=lambda _: None, password="p@ss w0rd")
+    assert info.pid is not None
+    try:
+        assert settings.kafka_bootstrap_servers and settings.schema_registry_url
+        kafka, registry = settings.kafka_bootstrap_servers, settings.schema_registry_url
+        right = settings.with_addresses(kafka, registry, info.address)
+        with TestClient(create_server(right, _config(), publisher)) as client:
+            assert client.get("/readyz").json()["checks"]["redis"]["ok"] is True
+            assert client.get("/v1/customers/C-nobody", headers=READ).status_code == 404
+        wrong = settings.with_addresses(kafka, registry, info.address.replace("p%40ss%20w0rd", "guess"))
+        with TestClient(create_server(wrong, _config(), publisher)) as client:
+            assert client.get("/v1/customers/C-nobody", headers=READ).status_code == 503
+            assert client.get("/readyz").json()["checks"]["redis"]["ok"] is False
+        anonymous = settings.with_addresses(kafka, registry, info.address.replace(":p%40ss%20w0rd@", ""))
+        with TestClient(create_server(anonymous, _config(), publisher)) as client:
+            assert client.get("/v1/customers/C-nobody", headers=READ).status_code == 503, "no password, no data"
+    finally:
+        stop(info.pid)
