@@ -243,8 +243,9 @@ cli.add_command(lag)
 def serve(settings: Settings, host: str, port: int) -> None:
     """Serve the HTTP API: the collector (POST /v1/events, webhooks), the read API and live carts.
 
-    OpenAPI at /docs. Keys: OMNICHANNEL_CHANNEL_KEYS (or OMNICHANNEL_DEV=1 for development keys,
-    which also serves the demo page at /demo/).
+    OpenAPI at /docs; GET /healthz (liveness), GET /readyz (Kafka, registry, Redis). Keys:
+    OMNICHANNEL_CHANNEL_KEYS (publish), OMNICHANNEL_READ_KEYS (read), OMNICHANNEL_ADMIN_KEYS, and
+    OMNICHANNEL_HASH_KEY; or OMNICHANNEL_DEV=1 alone for public development keys and the demo page at /demo/.
     """
     from omnichannel.serve import run_server
 
