@@ -231,6 +231,34 @@ def worker(ctx: click.Context, app_id: str | None, metrics_port: int | None) -> 
     app.main()
 
 
+@cli.group()
+def identities() -> None:
+    """The identity graph: correct a wrong link."""
+
+
+@identities.command("unlink")
+@click.argument("identifier_type", metavar="TYPE")
+@click.argument("value")
+@click.pass_obj
+@friendly_errors
+def identities_unlink(settings: Settings, identifier_type: str, value: str) -> None:
+    """Split a wrong link: TYPE VALUE (e.g. email_hash 3f2a...) stops linking anyone.
+
+    Every profile it had joined is recomputed from its own events (carts, records), the changes are
+    published on customer.carts / customer.state, and an unmerge record (reason 'unlinked') goes to
+    identity.links. Later events carrying it do not link through it either. Safe to run twice.
+    """
+    import asyncio
+
+    from streams.config import ProcessorConfig
+    from streams.unlink import unlink
+
+    settings = connect(settings)
+    report = asyncio.run(unlink(settings, ProcessorConfig.from_env(), identifier_type, value))
+    where = f"from {report.previous_profile}" if report.previous_profile else "(it was not linked to anyone)"
+    out.print(f"unlinked {identifier_type}:{value} {where}; request {report.request_id}", highlight=False)
+
+
 # The ops lag monitor's commands live with the monitor (omnichannel/lag/cli.py).
 cli.add_command(lag)
 

@@ -106,8 +106,8 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         EVENT,
         Cleanup.DELETE,
         7 * DAY_MS,
-        "Repartition topic: every event re-keyed to its canonical customer, so one worker sees all of a "
-        "customer's events in order.",
+        "Every accepted event re-keyed to the profile it was applied to (customer:<id> once identified), for "
+        "subscribers that want one customer's events from every channel in one place.",
     ),
     TopicSpec(
         "customer.state",

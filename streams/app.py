@@ -1,4 +1,4 @@
-"""The Faust application: two thin agents around :mod:`streams.processor`, and the journeys timer.
+"""The Faust application: one thin agent around :mod:`streams.processor`, and the journeys timer.
 
 Nothing here runs at import: :func:`build_app` makes the app for given settings, and the
 ``omnichannel worker`` command runs it. Design choices from faust-streaming's known behaviours
@@ -8,10 +8,11 @@ Nothing here runs at import: :func:`build_app` makes the app for given settings,
   infrastructure failure (Redis or Kafka down after bounded retries) ends the process *without* committing,
   so nothing is skipped and a restarted worker resumes where the last commit was;
 - raw bytes in and out (the project's codec does Avro, Faust does not re-serialise);
-- the repartition topic is explicit (``events.by_customer``) and keyed by the canonical profile;
+- no repartition: the state is folded per identity cluster in Redis (atomic, order-independent), so it does not
+  matter which worker reads an event; ``events.by_customer`` is an output for subscribers, keyed by profile;
 - the aiokafka transport partitions keys with murmur2, like the connectors' producers;
 - a timer on every worker claims due journey checks in Redis (atomically: two workers never both claim one)
-  and sends them to their profiles as commands; it never decides anything itself (docs/journeys.md).
+  and folds them into their profiles' clusters; the fold decides, in order with the events (docs/journeys.md).
 """
 
 from __future__ import annotations
@@ -36,15 +37,16 @@ from omnichannel.settings import Settings
 from schemas.codec import AvroCodec
 from schemas.registry import ConfluentSchemaRegistry
 from schemas.topics import CHANNELS, channel_topic
+from streams.cluster_engine import ClusterEngine
+from streams.cluster_store import RedisClusterStore
 from streams.config import ProcessorConfig
-from streams.identity_store import IdentityStore
+from streams.domain.fold import DueCheck
 from streams.journeys.processing import ATTRIBUTION, TRIGGERS, JourneyProcessor
 from streams.journeys.store import JourneyStore
 from streams.journeys.timer import FollowUpTimer
 from streams.keys import Keys
-from streams.processor import BY_CUSTOMER, CARTS, DEAD_LETTERS, IDENTITY_LINKS, STATE, IdentityStage, StateStage
+from streams.processor import BY_CUSTOMER, CARTS, DEAD_LETTERS, IDENTITY_LINKS, STATE, FoldStage
 from streams.records import Incoming, Outgoing
-from streams.state_store import StateStore
 
 __all__ = ["EXIT_INFRASTRUCTURE", "build_app", "redis_client"]
 
@@ -140,13 +142,6 @@ def build_app(settings: Settings, config: ProcessorConfig, app_id: str | None = 
     }
     sink = FaustSink(outputs)
     journey_store = JourneyStore(redis, keys)
-    identity = IdentityStage(
-        codec,
-        IdentityStore(redis, keys, config.identity_rules),
-        config,
-        settings.topic,
-        on_stock=journey_store.apply_stock,
-    )
     journeys = JourneyProcessor(codec, config.journeys, settings.topic, keys)
     timer = FollowUpTimer(journey_store, config.journeys.attribution)
     metrics = processor_metrics()
@@ -157,11 +152,12 @@ def build_app(settings: Settings, config: ProcessorConfig, app_id: str | None = 
             if record.timestamp_s is not None:
                 metrics.record_applied(app_id, record.topic, record.partition, record_timestamp=record.timestamp_s)
 
-    state = StateStage(
+    stage = FoldStage(
         codec,
-        StateStore(redis, keys),
+        ClusterEngine(RedisClusterStore(redis, keys), config.fold_rules, journeys),
         config,
         settings.topic,
+        on_stock=journey_store.apply_stock,
         on_applied=applied,
         journeys=(journeys, journey_store),
     )
@@ -170,25 +166,20 @@ def build_app(settings: Settings, config: ProcessorConfig, app_id: str | None = 
     )
 
     @app.agent(channel_topics, concurrency=1)
-    async def resolve_identities(stream: Any) -> None:
+    async def fold_events(stream: Any) -> None:
         async for events in stream.take_events(config.batch_max, within=config.batch_within_s):
             try:
-                await identity.process([_incoming(e) for e in events], sink)
+                await stage.process([_incoming(e) for e in events], sink)
             except Exception as exc:  # Redis/Kafka down after retries, or a bug: stop, never skip records
-                _fatal("identity", exc)
+                _fatal("fold", exc)
 
-    @app.agent(outputs[BY_CUSTOMER], concurrency=1)
-    async def apply_state(stream: Any) -> None:
-        async for events in stream.take_events(config.batch_max, within=config.batch_within_s):
-            try:
-                await state.process([_incoming(e) for e in events], sink)
-            except Exception as exc:  # as above
-                _fatal("state", exc)
+    async def apply_dues(dues: Sequence[DueCheck]) -> None:
+        await stage.apply_dues(dues, sink)
 
     @app.timer(interval=config.journey_tick_s)  # type: ignore[untyped-decorator]  # faust has no type hints
     async def follow_up_timer() -> None:
         try:
-            await timer.tick(sink)
+            await timer.tick(apply_dues)
         except RedisError as exc:  # Redis down after retries: stop like the agents (a claim is never lost)
             _fatal("journeys-timer", exc)
         except Exception:  # a bug must not stop the timer for good: unreleased claims are retried

@@ -11,6 +11,7 @@ from streams.domain.attribution import AttributionModel, AttributionRules
 from streams.domain.cart import MergeMode
 from streams.domain.customer import CustomerLimits
 from streams.domain.errors import DomainError
+from streams.domain.fold import FoldRules
 from streams.domain.identity import IdentityRules
 from streams.domain.journey import JourneyRules
 
@@ -42,6 +43,11 @@ class ProcessorConfig:
     batch_within_s: float = 0.02
     journeys: JourneyRules = field(default_factory=JourneyRules)
     journey_tick_s: float = 1.0
+
+    @property
+    def fold_rules(self) -> FoldRules:
+        """The rules of the merge core (:func:`streams.domain.fold.fold`)."""
+        return FoldRules(self.identity_rules, self.merge_mode, self.cart_idle_ms, self.customer_limits)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ProcessorConfig:

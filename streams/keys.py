@@ -5,12 +5,15 @@ atomic per-key update works on Redis Cluster; the identity index has a hash tag 
 |---|---|---|
 | ``<ns>cart:{<key>}`` | string (JSON ``omnichannel.output.Cart``) | the cart of a profile key |
 | ``<ns>customer:{<key>}`` | string (JSON ``omnichannel.output.CustomerState``) | the customer record |
-| ``<ns>meta:{<key>}`` | string (JSON) | fence: last applied source offset; ``merged_into`` once absorbed |
-| ``<ns>seen:{<key>}`` | sorted set | event ids applied (score = source offset), the last N kept |
+| ``<ns>meta:{<key>}`` | string (JSON) | ``merged_into`` once absorbed, and the ``cluster`` the profile is in |
 | ``<ns>cart-updates:{<key>}`` | pub/sub channel | each cart change, for live readers (SSE) |
 | ``<ns>idg:{idg}:owner:<type>:<value>`` | string | profile key owning an identifier |
 | ``<ns>idg:{idg}:members:<profile>`` | set | identifiers (``type:value``) of a profile |
-| ``<ns>idg:{idg}:decision:<event id>`` | string (JSON, TTL) | what identity resolution decided for an event |
+| ``<ns>idg:{idg}:cl:<type>:<value>`` | string | the cluster (connected identifiers) an identifier is in |
+| ``<ns>idg:{idg}:clm:<cluster>`` | set | the cluster's identifiers |
+| ``<ns>idg:{idg}:clog:<cluster>`` | hash | the cluster's log: item id -> canonical JSON (events, due checks) |
+| ``<ns>idg:{idg}:clp:<cluster>`` | set | the profile keys last derived from the cluster |
+| ``<ns>idg:{idg}:unlinked`` | set | identifiers an operator unlinked (``omnichannel identities unlink``) |
 | ``<ns>jrn:{<ns>jrn}:due`` | sorted set | scheduled journey checks: JSON ``[profile, kind, episode]`` -> due ms |
 | ``<ns>attr:{<ns>attr}:exposed:<action>`` | set | customer ids exposed on an action channel |
 | ``<ns>attr:{<ns>attr}:converted:<action>:<response>`` | set | customer ids converting there, credited to there |
@@ -20,8 +23,9 @@ atomic per-key update works on Redis Cluster; the identity index has a hash tag 
 | ``<ns>typology:{<ns>typ}:<class>`` | set | customer ids per channel typology (``mono_channel``, ...) |
 | ``<ns>stock:{<store>}`` | hash | product id -> JSON ``{available, sequence, at_ms}`` in one store |
 
-The identity index lives in one hash slot (``{idg}``) so a merge is one MULTI/EXEC; on Redis Cluster that
-slot's node carries the whole index (a known limit: shard by identifier once a deployment needs it).
+The identity index and the cluster logs live in one hash slot (``{idg}``) so a batch's commit is one
+MULTI/EXEC; on Redis Cluster that slot's node carries them all (a known limit: shard by cluster once a
+deployment needs it).
 The journey schedule is one sorted set per namespace (one hash tag) so a claim is one atomic script; the
 matrix and typology sets are read together, hence one tag each; stock has one hash per store.
 """
@@ -65,8 +69,21 @@ class Keys:
     def members(self, profile_key: str) -> str:
         return f"{self._ns}idg:{{idg}}:members:{profile_key}"
 
-    def decision(self, event_id: str) -> str:
-        return f"{self._ns}idg:{{idg}}:decision:{event_id}"
+    def cluster_of(self, identifier: str) -> str:
+        """The cluster id of an identifier (``<type>:<value>``)."""
+        return f"{self._ns}idg:{{idg}}:cl:{identifier}"
+
+    def cluster_members(self, cid: str) -> str:
+        return f"{self._ns}idg:{{idg}}:clm:{cid}"
+
+    def cluster_log(self, cid: str) -> str:
+        return f"{self._ns}idg:{{idg}}:clog:{cid}"
+
+    def cluster_profiles(self, cid: str) -> str:
+        return f"{self._ns}idg:{{idg}}:clp:{cid}"
+
+    def unlinked(self) -> str:
+        return f"{self._ns}idg:{{idg}}:unlinked"
 
     def due(self) -> str:
         """The journey schedule (see :mod:`streams.journeys.store`)."""

@@ -1,46 +1,36 @@
-"""The two processing stages as batch functions, free of Faust (the agents in :mod:`streams.app` are shells).
+"""The stream worker's one stage as a batch function, free of Faust (the agent in :mod:`streams.app` is a shell).
 
-Stage 1, :class:`IdentityStage` (channel topics -> ``events.by_customer``): decode, check business rules,
-resolve identities, and re-key every event to its canonical profile. A merge sends a ``handover`` command
-to the absorbed profile's key: state moves with messages, never with cross-partition reads.
+:class:`FoldStage` (channel topics -> Redis, ``events.by_customer``, ``identity.links``, ``customer.carts``,
+``customer.state``, journeys): decode, check business rules, then hand the batch to the
+:class:`~streams.cluster_engine.ClusterEngine`, which adds each event to its identity cluster's log and re-folds
+the cluster (identity, carts, records, journeys) in event-time order. See docs/stream-processing.md.
 
-Stage 2, :class:`StateStage` (``events.by_customer`` -> Redis, ``customer.carts``, ``customer.state``):
-fold each profile's records into its cart and customer record and write them fenced by offset. With a
-:class:`~streams.journeys.processing.JourneyProcessor`, the same fold keeps the journeys (follow-up episodes,
-attribution, typology) and answers ``journey_due`` commands; stage 1 routes stock levels to an ``on_stock``
-callback (click and collect). See docs/journeys.md.
-
-Delivery: Kafka gives at-least-once. Effects are made exactly-once by
-- the per-key offset fence and the applied-event-id set in Redis (replays and duplicates are no-ops);
-- commands (hand-overs, transfers, forwards) sent and acknowledged *before* the Redis write that
-  consumes their cause, so a crash in between re-sends them (deterministic ids make that harmless);
-- state snapshots re-published when a replayed record is fenced off (compacted topics converge).
+Delivery: Kafka gives at-least-once; effects are exactly-once because the state is a function of the *set*
+of events in a cluster's log, written in one atomic step: a replayed or duplicated event is already in the
+set. Outputs are sent for every event of the batch, whether new or replayed (a crash between the Redis commit
+and the Kafka sends re-sends them; records carry deterministic ids, compacted topics keep the latest).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from schemas.codec import AvroCodec
-from schemas.errors import DecodeError, SchemaError
+from schemas.errors import DecodeError
 from schemas.loader import EVENT_FULLNAME
+from streams.cluster_engine import ClusterEngine, ClusterOutcome, NewItem, StoredProfile
 from streams.config import ProcessorConfig
-from streams.domain.cart import Cart, apply_cart_event, expire_if_idle, merge_carts, validate_cart_event
-from streams.domain.customer import CustomerState, apply_customer_event, merge_customer_states
+from streams.domain.cart import validate_cart_event
 from streams.domain.errors import DomainError
-from streams.domain.identity import Link, customer_id_from_key, identifiers_of
+from streams.domain.fold import DueCheck, due_item, event_item, ident
+from streams.domain.identity import Identifier, Link, customer_id_from_key, founder_of, identifiers_of
 from streams.domain.stock import validate_stock_event
-from streams.identity_store import IdentityStore, ResolveRequest
-from streams.journeys.processing import JOURNEY_DUE, JourneyOutput, JourneyProcessor
+from streams.journeys.processing import JourneyOutput, JourneyProcessor
 from streams.journeys.store import JourneyStore
-from streams.records import COMMAND_HEADER, Command, Incoming, Outgoing
-from streams.state_json import cart_from_json, cart_to_json, customer_from_json, customer_to_json
-from streams.state_store import Snapshot, StateStore, StateWrite
+from streams.records import Incoming, Outgoing
 
 __all__ = [
     "BY_CUSTOMER",
@@ -48,9 +38,8 @@ __all__ = [
     "DEAD_LETTERS",
     "IDENTITY_LINKS",
     "STATE",
-    "IdentityStage",
+    "FoldStage",
     "Sink",
-    "StateStage",
     "without_identity",
 ]
 
@@ -64,6 +53,11 @@ DEAD_LETTERS = "deadletter.events"
 
 #: Event types about things, not people: they carry no customer identity and are not dead-lettered for it.
 _NOT_ABOUT_A_CUSTOMER = frozenset({"stock_level_changed"})
+
+_NO_IDENTITY = (
+    "no usable identity: the event carries no customer id, loyalty card, e-mail/phone hash, anonymous id or "
+    "customer-owned device id (blocked placeholders and unlinked identifiers do not count)"
+)
 
 
 class Sink(Protocol):
@@ -110,29 +104,36 @@ class _DeadLetters:
         return Outgoing(DEAD_LETTERS, (rec.key or b"").decode(errors="replace"), value)
 
 
-class IdentityStage:
-    """Stage 1: decode, validate, resolve, re-key (see the module docstring)."""
+class FoldStage:
+    """Decode, validate, and fold each event into its cluster (see the module docstring)."""
 
     def __init__(
         self,
         codec: AvroCodec,
-        identities: IdentityStore,
+        engine: ClusterEngine,
         config: ProcessorConfig,
         topic_name: Callable[[str], str],
         clock: Clock = _now_ms,
         on_stock: Callable[[Sequence[dict[str, Any]]], Awaitable[object]] | None = None,
+        on_applied: Callable[[Sequence[Incoming]], Awaitable[None]] | None = None,
+        journeys: tuple[JourneyProcessor, JourneyStore] | None = None,
     ) -> None:
         self._codec = codec
-        self._identities = identities
+        self._engine = engine
         self._config = config
         self._topic_name = topic_name
+        self._clock = clock
         self._dead = _DeadLetters(codec, topic_name, clock)
         self._on_stock = on_stock
+        self._on_applied = on_applied
+        self._journeys = journeys
 
     async def process(self, batch: Sequence[Incoming], sink: Sink) -> None:
         outputs: list[Outgoing] = []
-        ready: list[tuple[Incoming, dict[str, Any]]] = []
+        ready: dict[str, Incoming] = {}
+        news: list[NewItem] = []
         stock: list[dict[str, Any]] = []
+        rules = self._config.identity_rules
         for rec in batch:
             try:
                 event = self._codec.decode(rec.value or b"", EVENT_FULLNAME)
@@ -148,32 +149,98 @@ class IdentityStage:
             if without_identity(event):
                 stock.append(event)  # stock levels feed the availability view, not a customer
                 continue
-            ready.append((rec, event))
-        if stock and self._on_stock is not None:
-            # Before this batch's offsets can be committed; each level is written only if newer, so a replay is
-            # harmless.
-            await self._on_stock(stock)
-        requests = [
-            ResolveRequest(e["event_id"], e["occurred_at_ms"], identifiers_of(e, self._config.identity_rules))
-            for _, e in ready
-        ]
-        resolutions = await self._identities.resolve(requests)
-        for (rec, event), resolution in zip(ready, resolutions, strict=True):
-            if resolution.key is None:
-                reason = (
-                    "no usable identity: the event carries no customer id, loyalty card, e-mail/phone hash, "
-                    "anonymous id or customer-owned device id (blocked placeholders do not count)"
-                )
-                outputs.append(self._dead.record(rec, "identity", reason, event["event_id"]))
+            identifiers = tuple(ident(i) for i in identifiers_of(event, rules))
+            if not identifiers:
+                outputs.append(self._dead.record(rec, "identity", _NO_IDENTITY, event["event_id"]))
                 continue
-            outputs.extend(self._link_record(link) for link in resolution.links)
-            for absorbed in resolution.absorbed:
-                command = Command(
-                    "handover", f"handover:{absorbed}>{resolution.key}:{event['event_id']}", resolution.key, absorbed
-                )
-                outputs.append(command.to_outgoing(BY_CUSTOMER))
-            outputs.append(Outgoing(BY_CUSTOMER, resolution.key, rec.value or b""))
+            ready.setdefault(event["event_id"], rec)  # a duplicate in one batch is sent on once
+            news.append(NewItem(event_item(event), identifiers))
+        if stock and self._on_stock is not None:
+            # Before this batch's offsets can be committed; each level is written only if newer (replay-safe).
+            await self._on_stock(stock)
+        outcomes, journey_out = await self._engine.apply(news)
+        routed = self._outputs(outcomes, journey_out, ready, outputs)
+        await self._apply_journeys(outcomes, journey_out, routed)
         await sink.send(outputs)
+        if self._on_applied is not None:
+            await self._on_applied(batch)
+
+    async def apply_dues(self, dues: Sequence[DueCheck], sink: Sink) -> None:
+        """Fold follow-up checks that came due into their profiles' clusters (sent by the journeys timer)."""
+        news: list[NewItem] = []
+        for due in dues:
+            founder = founder_of(due.profile_key)
+            if founder is None:
+                log.warning("due check for a malformed profile key dropped", extra={"key": due.profile_key})
+                continue
+            news.append(NewItem(due_item(due), (ident(founder),)))
+        outcomes, journey_out = await self._engine.apply(news)
+        outputs: list[Outgoing] = []
+        routed = self._outputs(outcomes, journey_out, {}, outputs)
+        await self._apply_journeys(outcomes, journey_out, routed)
+        await sink.send_and_wait(outputs)
+
+    async def refold(self, identifier: Identifier, sink: Sink, link: Link | None = None) -> None:
+        """Fold the cluster of ``identifier`` again (after an unlink) and publish what changed."""
+        outcomes, journey_out = await self._engine.apply([NewItem(None, (ident(identifier),))])
+        outputs: list[Outgoing] = [self._link_record(link)] if link is not None else []
+        routed = self._outputs(outcomes, journey_out, {}, outputs)
+        await self._apply_journeys(outcomes, journey_out, routed)
+        await sink.send_and_wait(outputs)
+
+    # ------------------------------------------------------------------------------------------------------
+
+    def _outputs(
+        self,
+        outcomes: Sequence[ClusterOutcome],
+        journey_out: JourneyOutput | None,
+        ready: dict[str, Incoming],
+        outputs: list[Outgoing],
+    ) -> set[str]:
+        """Records for Kafka; returns the profile keys the batch's items were applied to."""
+        routed: set[str] = set()
+        for outcome in outcomes:
+            result = outcome.result
+            for event_id, rec in ready.items():
+                if event_id not in result.routes:
+                    continue
+                key = result.routes[event_id]
+                if key is None:
+                    outputs.append(self._dead.record(rec, "identity", _NO_IDENTITY, event_id))
+                elif event_id in result.rejected:
+                    outputs.append(self._dead.record(rec, "business-rule", result.rejected[event_id], event_id))
+                else:
+                    routed.add(key)
+                    outputs.append(Outgoing(BY_CUSTOMER, key, rec.value or b""))
+            routed.update(k for i, k in result.routes.items() if k is not None and i not in ready)  # due checks
+            outputs.extend(self._link_record(link) for link in result.links)
+            for key in sorted(set(outcome.changed) | (routed & outcome.derived.keys())):
+                outputs.extend(self._state_records(key, outcome.derived[key]))
+        if journey_out is not None:
+            outputs.extend(journey_out.records)
+        return routed
+
+    async def _apply_journeys(
+        self, outcomes: Sequence[ClusterOutcome], journey_out: JourneyOutput | None, routed: set[str]
+    ) -> None:
+        if self._journeys is None or journey_out is None:
+            return
+        processor, store = self._journeys
+        for outcome in outcomes:
+            for key in sorted(set(outcome.changed) | (routed & outcome.derived.keys())):
+                now = outcome.derived[key]
+                held = outcome.before.get(key, StoredProfile())
+                # Unchanged (a replay after a crash): re-assert the schedule and typology from scratch.
+                before = held if key in outcome.changed else StoredProfile()
+                processor.finish(
+                    key,
+                    before.customer,
+                    now.customer,
+                    was_merged=before.merged_into is not None,
+                    merged=now.merged_into is not None,
+                    out=journey_out,
+                )
+        await store.apply([journey_out.effects])
 
     def _link_record(self, link: Link) -> Outgoing:
         record = {
@@ -192,204 +259,16 @@ class IdentityStage:
         value = self._codec.encode(subject, "omnichannel.output.IdentityLink", record)
         return Outgoing(IDENTITY_LINKS, f"{link.identifier.type}:{link.identifier.value}", value)
 
-
-@dataclass
-class _Item:
-    rec: Incoming
-    item_id: str
-    event: dict[str, Any] | None = None
-    command: Command | None = None
-
-
-@dataclass
-class _KeyResult:
-    write: StateWrite
-    commands: list[Outgoing]
-    snapshots: list[Outgoing]
-    journey: JourneyOutput | None = None
-
-
-class StateStage:
-    """Stage 2: fold records into carts and customer records, fenced (see the module docstring)."""
-
-    def __init__(
-        self,
-        codec: AvroCodec,
-        store: StateStore,
-        config: ProcessorConfig,
-        topic_name: Callable[[str], str],
-        clock: Clock = _now_ms,
-        on_applied: Callable[[Sequence[Incoming]], Awaitable[None]] | None = None,
-        journeys: tuple[JourneyProcessor, JourneyStore] | None = None,
-    ) -> None:
-        self._codec = codec
-        self._store = store
-        self._config = config
-        self._topic_name = topic_name
-        self._clock = clock
-        self._dead = _DeadLetters(codec, topic_name, clock)
-        self._on_applied = on_applied
-        self._journeys = journeys
-
-    async def process(self, batch: Sequence[Incoming], sink: Sink) -> None:
-        dead: list[Outgoing] = []
-        by_key: dict[str, list[_Item]] = defaultdict(list)
-        for rec in batch:
-            key = (rec.key or b"").decode()
-            kind = rec.header(COMMAND_HEADER)
-            try:
-                if kind is not None:
-                    command = Command.from_bytes(rec.value or b"{}")
-                    by_key[key].append(_Item(rec, command.id, command=command))
-                else:
-                    event = self._codec.decode(rec.value or b"", EVENT_FULLNAME)
-                    by_key[key].append(_Item(rec, event["event_id"], event=event))
-            except (SchemaError, ValueError, KeyError) as exc:
-                dead.append(self._dead.record(rec, "state-decode", f"{type(exc).__name__}: {exc}"))
-        snapshots = await self._store.load({k: [i.item_id for i in items] for k, items in by_key.items()})
-        results: list[_KeyResult] = []
-        republish: list[Outgoing] = []
-        for key, items in by_key.items():
-            snapshot = snapshots[key]
-            if any(i.rec.offset <= snapshot.fence for i in items):
-                republish.extend(self._state_records(key, snapshot.cart, snapshot.customer))
-            result = self._fold(key, snapshot, items, dead)
-            if result is not None:
-                results.append(result)
-        # Commands first, acknowledged, then the state that consumed their cause (see module docstring). Journey
-        # outputs (triggers, attribution records, idempotent Redis writes) go the same way, for the same reason.
-        journey_records = [o for r in results if r.journey is not None for o in r.journey.records]
-        await sink.send_and_wait([c for r in results for c in r.commands] + journey_records + dead)
-        if self._journeys is not None:
-            await self._journeys[1].apply(r.journey.effects for r in results if r.journey is not None)
-        applied = await self._store.commit([r.write for r in results])
-        outputs = list(republish)
-        for result, ok in zip(results, applied, strict=True):
-            if ok:
-                outputs.extend(result.snapshots)
-            else:
-                log.warning("stale write fenced off", extra={"key": result.write.key})
-        await sink.send(outputs)
-        if self._on_applied is not None:
-            await self._on_applied(batch)
-
-    def _fold(self, key: str, snapshot: Snapshot, items: list[_Item], dead: list[Outgoing]) -> _KeyResult | None:
-        cart, customer, merged_into = snapshot.cart, snapshot.customer, snapshot.merged_into
-        cart_changed = customer_changed = False
-        journeys = self._journeys[0] if self._journeys is not None else None
-        journey_out = JourneyOutput()
-        seen = set(snapshot.seen)
-        applied: list[tuple[str, int]] = []
-        commands: list[Outgoing] = []
-        new_fence = snapshot.fence
-        for item in sorted(items, key=lambda i: i.rec.offset):
-            if item.rec.offset <= snapshot.fence:
-                continue  # replayed: already applied
-            new_fence = max(new_fence, item.rec.offset)
-            if item.item_id in seen:
-                continue  # a duplicate at a new offset (a producer retry, a stage-1 replay)
-            seen.add(item.item_id)
-            applied.append((item.item_id, item.rec.offset))
-            if merged_into is not None:
-                commands.extend(self._forward(item, merged_into))
-                continue
-            command = item.command
-            if command is not None and command.kind == "handover":
-                body = {
-                    "cart": cart_to_json(cart) if cart is not None else None,
-                    "customer": customer_to_json(customer) if customer is not None else None,
-                }
-                transfer = Command("transfer", f"transfer:{command.id}", command.target, key, body)
-                commands.append(transfer.to_outgoing(BY_CUSTOMER))
-                merged_into = command.target
-                if cart is not None and cart.lines:
-                    cart = replace(cart, status="closed", lines=(), version=cart.version + 1)
-                    cart_changed = True
-            elif command is not None and command.kind == "transfer":
-                mine_cart = cart or Cart(cart_key=key, customer_id=customer_id_from_key(key))
-                if command.body.get("cart"):
-                    theirs = cart_from_json(command.body["cart"])
-                    if theirs.lines:
-                        cart = merge_carts(mine_cart, theirs, self._config.merge_mode)
-                        cart_changed = True
-                if command.body.get("customer"):
-                    theirs_state = customer_from_json(command.body["customer"])
-                    mine = customer or CustomerState(key=key)
-                    customer = merge_customer_states(mine, theirs_state, self._config.customer_limits)
-                    customer_changed = True
-                if journeys is not None and customer is not None:
-                    merged_cart = cart or Cart(cart_key=key, customer_id=customer_id_from_key(key))
-                    before = customer
-                    customer = journeys.on_transfer(key, command.id, merged_cart, customer, journey_out)
-                    customer_changed = customer_changed or customer is not before
-            elif command is not None and command.kind == JOURNEY_DUE:
-                if journeys is not None and customer is not None:  # checks are only scheduled from a record
-                    current = cart or Cart(cart_key=key, customer_id=customer_id_from_key(key))
-                    before = customer
-                    customer = journeys.on_due(key, command, current, customer, journey_out)
-                    customer_changed = customer_changed or customer is not before
-            elif item.event is not None:
-                event = item.event
-                base = cart or Cart(cart_key=key, customer_id=customer_id_from_key(key))
-                try:
-                    updated = apply_cart_event(
-                        expire_if_idle(base, event["occurred_at_ms"], self._config.cart_idle_ms), event
-                    )
-                except DomainError as exc:
-                    dead.append(self._dead.record(item.rec, "business-rule", str(exc), event["event_id"]))
-                    continue
-                if updated is not base or (cart is None and updated.version):
-                    cart, cart_changed = updated, True
-                customer = apply_customer_event(customer or CustomerState(key=key), event, self._config.customer_limits)
-                customer_changed = True
-                if journeys is not None:
-                    customer = journeys.on_event(key, event, base, cart or base, customer, journey_out)
-        if new_fence == snapshot.fence:
-            return None
-        if journeys is not None:
-            journeys.finish(
-                key,
-                snapshot.customer,
-                customer,
-                was_merged=snapshot.merged_into is not None,
-                merged=merged_into is not None,
-                out=journey_out,
-            )
-        write = StateWrite(
-            key,
-            snapshot.fence,
-            new_fence,
-            merged_into,
-            cart if cart_changed else None,
-            customer if customer_changed else None,
-            applied,
-        )
-        return _KeyResult(
-            write,
-            commands,
-            self._state_records(key, cart if cart_changed else None, customer if customer_changed else None),
-            journey_out,
-        )
-
-    def _forward(self, item: _Item, target: str) -> list[Outgoing]:
-        """A record for a profile that was absorbed: it now belongs to ``target``."""
-        if item.command is not None:
-            if item.command.kind == "handover":
-                return []  # already handed over
-            return [replace(item.command, target=target).to_outgoing(BY_CUSTOMER)]
-        return [Outgoing(BY_CUSTOMER, target, item.rec.value or b"")]
-
-    def _state_records(self, key: str, cart: Cart | None, customer: CustomerState | None) -> list[Outgoing]:
+    def _state_records(self, key: str, profile: StoredProfile) -> list[Outgoing]:
         records: list[Outgoing] = []
-        if cart is not None:
+        if profile.cart is not None:
             subject = f"{self._topic_name(CARTS)}-value"
-            records.append(
-                Outgoing(CARTS, key, self._codec.encode(subject, "omnichannel.output.Cart", cart.to_avro_dict()))
-            )
-        if customer is not None:
+            value = self._codec.encode(subject, "omnichannel.output.Cart", profile.cart.to_avro_dict())
+            records.append(Outgoing(CARTS, key, value))
+        if profile.customer is not None:
             subject = f"{self._topic_name(STATE)}-value"
             value = self._codec.encode(
-                subject, "omnichannel.output.CustomerState", customer.to_avro_dict(self._clock())
+                subject, "omnichannel.output.CustomerState", profile.customer.to_avro_dict(self._clock())
             )
             records.append(Outgoing(STATE, key, value))
         return records

@@ -45,6 +45,7 @@ from streams.domain.identity import (
     identifiers_of,
     observe,
     profile_key_of,
+    release,
 )
 
 __all__ = [
@@ -85,5 +86,6 @@ __all__ = [
     "merge_customer_states",
     "observe",
     "profile_key_of",
+    "release",
     "validate_cart_event",
 ]

@@ -197,12 +197,13 @@ def apply_customer_event(
     """Fold one decoded event into the customer record and return the new record.
 
     Every event: identities seen (read with ``limits.identity_rules``), ``freshness[channel]`` and
-    ``updated_at_ms``. Events the customer did (all but :data:`PASSIVE_EVENT_TYPES` and campaign touches
-    in :data:`PASSIVE_TOUCH_ACTIONS`): ``channels[channel]`` count and last seen, last interaction time and
-    channel. By type: ``search_performed`` -> recent searches (de-duplicated case-insensitively, keeping
-    the latest spelling); ``product_viewed`` -> recent products; ``consent_changed`` -> consent, only if
-    newer than the value held (on a tie, a refusal wins: privacy first); ``ticket_opened`` /
-    ``ticket_closed`` -> open tickets; ``product_returned`` -> recent returns; ``feedback_given`` -> last
+    ``updated_at_ms``; the envelope's ``consent`` map like ``consent_changed``. Events the customer did (all
+    but :data:`PASSIVE_EVENT_TYPES` and campaign touches in :data:`PASSIVE_TOUCH_ACTIONS`):
+    ``channels[channel]`` count and last seen, last interaction time and channel. By type:
+    ``search_performed`` -> recent searches (de-duplicated case-insensitively, keeping the latest spelling);
+    ``product_viewed`` -> recent products; ``consent_changed`` -> consent, only if newer than the value held
+    (on a tie, a refusal wins: privacy first); ``ticket_opened`` / ``ticket_closed`` -> open tickets;
+    ``product_returned`` -> recent returns; ``feedback_given`` and ``contact_ended`` with notes -> last
     verbatim, if not older than the one held; ``order_placed`` / ``order_status_changed`` /
     ``order_collected`` -> recent orders (status ``placed`` / as reported / ``collected``, each only if not
     older than the status held); ``erasure_requested`` -> an empty record for the same key that ignores
@@ -238,6 +239,16 @@ def apply_customer_event(
             changes["last_interaction_ms"] = at_ms
             changes["last_channel"] = channel
 
+    consent_map = event.get("consent")
+    if isinstance(consent_map, Mapping) and consent_map:
+        # The envelope's consent is what the channel knew when the event happened: same rule as consent_changed.
+        held = replace(state, **{k: v for k, v in changes.items() if k in ("consent", "consent_at_ms")})
+        for purpose in sorted(consent_map):
+            found = _consent_changes(held, {"purpose": purpose, "granted": consent_map[purpose]}, at_ms)
+            if found:
+                held = replace(held, **found)
+                changes.update(found)
+
     if event_type == "search_performed":
         query = str(payload.get("query") or "").strip()
         if query:
@@ -256,10 +267,12 @@ def apply_customer_event(
         changes["open_tickets"] = state.open_tickets - {str(payload["ticket_id"])}
     elif event_type == "product_returned":
         changes["recent_returns"] = _push_recent(state.recent_returns, str(payload["return_id"]), limits.recent_returns)
-    elif event_type == "feedback_given":
+    elif event_type == "feedback_given" or (event_type == "contact_ended" and payload.get("notes")):
+        # A call's notes are a verbatim too: what the customer told the agent (S8).
+        text = payload["text"] if event_type == "feedback_given" else payload["notes"]
         current = state.last_verbatim
         if current is None or at_ms >= current.at_ms:
-            changes["last_verbatim"] = Verbatim(text=str(payload["text"]), channel=channel, at_ms=at_ms)
+            changes["last_verbatim"] = Verbatim(text=str(text), channel=channel, at_ms=at_ms)
     elif event_type in _ORDER_EVENT_TYPES and payload.get("order_id"):
         changes["recent_orders"] = _order_changes(state.recent_orders, event_type, payload, channel, at_ms, limits)
 

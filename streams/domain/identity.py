@@ -13,15 +13,20 @@ Rules applied by :func:`observe`:
 3. A *movable* identifier (default: anonymous and device ids) already linked to customer C1 that appears
    with customer C2 moves to C2 (an ``unmerge`` from C1, then a ``merge`` into C2): a shared family
    tablet follows the latest login, and later anonymous-only events from it go to C2. Person-level
-   identifiers (e-mail/phone hash, loyalty card) stay with the customer that claimed them first.
+   identifiers (e-mail/phone hash, loyalty card) stay with the customer that claimed them first, and a
+   login matched only through a movable identifier never takes the person-level identifiers of the
+   customer-less profile it absorbs: they stay in a profile of their own (``kept_apart``) until the person
+   they belong to claims them.
 4. Without a customer id, an event goes to the profile of its strongest known identifier; unknown
    identifiers join it, and other profiles without a customer id that the event touches are absorbed into
    it. If the event touches two customers' profiles the evidence is ambiguous: nothing is linked.
-5. Blocked placeholder values are never identifiers, and the device id of a device whose role is not
-   linkable (staff-operated, shared) is never used, so a shop's tablet never chains its customers together.
+5. Blocked placeholder values are never identifiers, and neither the device id nor the anonymous id of a
+   device whose role is not linkable (staff-operated, shared) is used, so a shop's tablet never chains its
+   customers together.
+6. A ``logout`` (:func:`release`) unlinks the device and anonymous ids it carries from the customer.
 
-In production the graph lives in a keyed store and merges move state with messages (a worker cannot read
-another partition's keys); this module only decides.
+:mod:`streams.domain.fold` replays these decisions over a cluster's events in event-time order, so the
+outcome never depends on the order in which Kafka delivered them; this module only decides.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ __all__ = [
     "identifiers_of",
     "observe",
     "profile_key_of",
+    "release",
 ]
 
 IdentifierType = Literal["customer_id", "loyalty_card", "email_hash", "phone_hash", "anonymous_id", "device_id"]
@@ -87,7 +93,9 @@ DEFAULT_BLOCKED_VALUES: Final = frozenset(
 )
 
 LinkAction = Literal["merge", "unmerge"]
-LinkReason = Literal["seen_together", "profile_absorbed", "switched_customer", "cap_exceeded"]
+LinkReason = Literal[
+    "seen_together", "profile_absorbed", "switched_customer", "cap_exceeded", "logout", "kept_apart", "unlinked"
+]
 
 
 def _default_caps() -> Mapping[IdentifierType, int]:
@@ -262,14 +270,19 @@ def identifiers_of(event: Mapping[str, Any], rules: IdentityRules) -> tuple[Iden
     values, types left out of ``rules.strength_order``, and device ids of non-linkable roles are dropped.
     """
     found: list[Identifier] = []
+    device = event.get("device")
+    # A missing role takes the schema default (customer_owned). On a staff-operated or shared device the app's
+    # anonymous id is the device's, not a person's: it would chain every customer served there together.
+    linkable_device = (
+        not isinstance(device, Mapping) or (device.get("role") or "customer_owned") in rules.linkable_device_roles
+    )
     identities = event.get("identities")
     if isinstance(identities, Mapping):
         for identifier_type in IDENTIFIER_TYPES:
-            if identifier_type != "device_id":
-                _collect(found, identifier_type, identities.get(identifier_type))
-    device = event.get("device")
-    # A missing role takes the schema default (customer_owned).
-    if isinstance(device, Mapping) and (device.get("role") or "customer_owned") in rules.linkable_device_roles:
+            if identifier_type == "device_id" or (identifier_type == "anonymous_id" and not linkable_device):
+                continue
+            _collect(found, identifier_type, identities.get(identifier_type))
+    if isinstance(device, Mapping) and linkable_device:
         _collect(found, "device_id", device.get("device_id"))
     return _usable(found, rules)
 
@@ -334,6 +347,32 @@ def observe(
     return work.result(key)
 
 
+def release(
+    graph: IdentityGraph,
+    identifiers: Iterable[Identifier],
+    rules: IdentityRules,
+    event_id: str,
+    at_ms: int,
+) -> Observation:
+    """A logout: the event's device-level identifiers stop belonging to the customer who logs out.
+
+    The event itself belongs to that customer (it is their logout); the device and anonymous ids it carries
+    are unlinked, so the next anonymous activity on the device starts a profile of its own instead of landing
+    in the customer's cart and record. Without a customer id (or on an unknown customer) it is observed like
+    any event.
+    """
+    ids = _usable(identifiers, rules)
+    customers = [i for i in ids if i.type == "customer_id"]
+    key = graph.profile_of(customers[0]) if customers else None
+    if key is None:
+        return observe(graph, ids, rules, event_id, at_ms)
+    work = _Work(graph, rules, event_id, at_ms)
+    for identifier in ids:
+        if identifier.type in rules.movable_types and work.owners.get(identifier) == key:
+            work.detach(identifier, key, reason="logout")
+    return work.result(key)
+
+
 class _Work:
     """Mutable scratch copy of a graph for one observe() call; frozen again by result()."""
 
@@ -393,15 +432,39 @@ class _Work:
         if current is None:
             self.attach(identifier, key, previous=None, reason="seen_together")
         elif not _is_customer_key(current):
-            self.absorb(current, key)
+            # Matched through a person-level identifier: the same person, the whole profile joins. Matched only
+            # through a device-level one (a family tablet): the device's activity follows the login, but the
+            # person-level identifiers seen there may be someone else's and are kept apart (rule 3).
+            self.absorb(current, key, whole=identifier.type not in self.rules.movable_types)
         elif identifier.type in self.rules.movable_types and self.has_room(identifier, key):
             self.detach(identifier, current, reason="switched_customer")
             self.attach(identifier, key, previous=current, reason="switched_customer")
         # Otherwise a person-level identifier of another customer: it stays where it is.
 
-    def absorb(self, source: str, target: str) -> None:
-        """Move every identifier of the customer-less profile ``source`` into ``target``."""
+    def absorb(self, source: str, target: str, *, whole: bool = True) -> None:
+        """Move the identifiers of the customer-less profile ``source`` into ``target``.
+
+        ``whole=False``: only movable (device-level) identifiers move; person-level ones stay in a profile of
+        their own, keyed by the strongest of them, so they can later join the person they belong to.
+        """
         members = sorted(self.profiles[source], key=lambda i: (self.rules.rank(i.type), i.value))
+        kept = [] if whole else [m for m in members if m.type not in self.rules.movable_types]
+        if kept:
+            founder = founder_of(source)
+            if founder is not None and founder.type not in self.rules.movable_types:
+                # ``source`` is founded by a person-level identifier: it stays, only device ids leave it.
+                for member in members:
+                    if member.type in self.rules.movable_types:
+                        self.detach(member, source, reason=None)
+                        self.attach(member, target, previous=source, reason="switched_customer")
+                return
+            home = profile_key_of(kept[0])
+            for member in kept:
+                self.detach(member, source, reason=None)
+            self.profiles.setdefault(home, set())
+            for member in kept:
+                self.attach(member, home, previous=source, reason="kept_apart")
+            members = [m for m in members if m not in kept]
         for member in members:
             self.detach(member, source, reason=None)
             if not self.attach(member, target, previous=source, reason="profile_absorbed"):

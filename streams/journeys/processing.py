@@ -1,19 +1,19 @@
-"""The journeys step of the state stage: pure journey decisions turned into records and Redis writes.
+"""The journeys step of the fold: pure journey decisions turned into records and Redis writes.
 
-:class:`~streams.processor.StateStage` calls a :class:`JourneyProcessor` while it folds one profile's records,
-so journeys share its guarantees: the journey memory lives in the customer record (fenced by offset, moved at
-merges by the ``transfer`` command, erased with the record), and what a fold decides leaves as
+:func:`streams.domain.fold.fold` calls a :class:`JourneyProcessor` (its :class:`~streams.domain.fold.FoldHooks`)
+while it replays a cluster's items, so journeys share the fold's guarantees: the journey memory lives in the
+customer record (re-derived from the cluster's events, merged at the point of a login, erased with the record),
+and what the items of the batch being processed decide leaves as
 
 - records: ``customer.triggers`` (``FollowUpTrigger``) and ``customer.attribution`` (``AttributionRecord``),
-  sent and acknowledged *before* the fenced write, like the stage's commands: a crash in between makes the
-  replay send them again with the same ``trigger_id`` / ``conversion_event_id`` (the idempotency keys for
-  their consumers);
+  sent after the cluster's commit; a crash in between makes the replay send them again with the same
+  ``trigger_id`` / ``conversion_event_id`` (the idempotency keys for their consumers);
 - idempotent Redis writes (:class:`~streams.journeys.store.JourneyEffects`): the schedule of due checks, the
-  matrix and typology sets, the dropped-item sets; applied before the fenced write too.
+  matrix and typology sets, the dropped-item sets.
 
-A due check reaches the fold as a ``journey_due`` command on ``events.by_customer`` (sent by the timer,
-:mod:`streams.journeys.timer`), so it is decided in order with the profile's events: an order applied before
-the check cancels the abandoned-cart trigger, one applied after cannot un-send it.
+A due check reaches the fold as an item of the cluster's log (claimed by the timer,
+:mod:`streams.journeys.timer`), so it is decided in order with the profile's events: an order that happened
+before the check cancels the abandoned-cart trigger, one after cannot un-send it.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from schemas.codec import AvroCodec
 from schemas.topics import CHANNELS
 from streams.domain.cart import Cart
 from streams.domain.customer import CustomerState
+from streams.domain.fold import DueCheck
 from streams.domain.identity import customer_id_from_key
 from streams.domain.journey import (
     Attribution,
@@ -42,16 +43,14 @@ from streams.domain.journey import (
 from streams.domain.typology import TYPOLOGIES, classify
 from streams.journeys.store import JourneyEffects, schedule_member
 from streams.keys import Keys
-from streams.records import Command, Outgoing
+from streams.records import Outgoing
 
-__all__ = ["ATTRIBUTION", "JOURNEY_DUE", "TRIGGERS", "JourneyOutput", "JourneyProcessor"]
+__all__ = ["ATTRIBUTION", "TRIGGERS", "JourneyOutput", "JourneyProcessor"]
 
 log = logging.getLogger(__name__)
 
 TRIGGERS: Final = "customer.triggers"
 ATTRIBUTION: Final = "customer.attribution"
-#: Kind of the command the timer sends to a profile whose check came due.
-JOURNEY_DUE: Final = "journey_due"
 
 
 @dataclass
@@ -97,32 +96,28 @@ class JourneyProcessor:
         )
         return self._take(key, customer, step, out)
 
-    def on_transfer(
-        self, key: str, transfer_id: str, cart: Cart, customer: CustomerState, out: JourneyOutput
+    def new_output(self) -> JourneyOutput:
+        return JourneyOutput()
+
+    def on_merge(
+        self, key: str, merge_id: str, cart: Cart, customer: CustomerState, out: JourneyOutput
     ) -> CustomerState:
         """After a merge into ``key``: the merged cart and record; pending attribution resolves if identified."""
         step = settle(
             customer.journey,
             cart,
             identified=customer_id_from_key(key) is not None,
-            origin_id=transfer_id,
+            origin_id=merge_id,
             rules=self._rules,
         )
         return self._take(key, customer, step, out)
 
-    def on_due(
-        self, key: str, command: Command, cart: Cart, customer: CustomerState, out: JourneyOutput
-    ) -> CustomerState:
-        """A check came due (a ``journey_due`` command): fire, suppress, expire, or nothing."""
-        body = command.body
-        try:
-            due = Due(str(body["kind"]), str(body["episode"]), int(body["due_ms"]), int(body["fired_at_ms"]))
-        except (KeyError, TypeError, ValueError):
-            log.warning("malformed journey_due command ignored", extra={"key": key, "command": command.id})
-            return customer
+    def on_due(self, key: str, due: DueCheck, cart: Cart, customer: CustomerState, out: JourneyOutput) -> CustomerState:
+        """A check came due (claimed by the timer, folded in order with the profile's events)."""
+        check = Due(due.kind, due.episode, due.due_ms, due.fired_at_ms)
         step = on_due(
             customer.journey,
-            due,
+            check,
             cart,
             customer.consent,
             profile_key=key,

@@ -1,9 +1,9 @@
-"""The wall-clock side of follow-ups: claim the checks that came due and send each to its profile.
+"""The wall-clock side of follow-ups: claim the checks that came due and fold each into its profile's cluster.
 
-Runs as a Faust ``app.timer`` on every worker (see :func:`streams.app.build_app`). It only *claims and emits*
-(Faust cannot write tables from a timer, and the decision belongs to the fold that sees the profile's events in
-order): each claimed check becomes a ``journey_due`` command on ``events.by_customer``, keyed by the profile,
-and the fold of :mod:`streams.journeys.processing` decides. The schedule lives in Redis, so checks survive a
+Runs as a Faust ``app.timer`` on every worker (see :func:`streams.app.build_app`). It only *claims and hands
+over*: each claimed check becomes an item of its profile's cluster log (``apply``, normally
+:meth:`streams.processor.FoldStage.apply_dues`), and the fold of :mod:`streams.journeys.processing` decides in
+order with the profile's events. The schedule lives in Redis, so checks survive a
 restart, and fire with no new traffic; a claim holds for ``lease_ms``, so a worker that dies between claim and
 send leaves the check to be claimed again (the fold then fires it at most once per episode).
 """
@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
 from streams.domain.attribution import AttributionRules
-from streams.journeys.processing import JOURNEY_DUE
+from streams.domain.fold import DueCheck
 from streams.journeys.store import JourneyStore
-from streams.processor import BY_CUSTOMER, Sink
-from streams.records import Command
 
 __all__ = ["FollowUpTimer"]
 
@@ -37,7 +35,7 @@ def _now_ms() -> int:
 
 
 class FollowUpTimer:
-    """One tick: claim what is due, send a command per check, then release the claims Kafka acknowledged."""
+    """One tick: claim what is due, fold each check into its cluster, then release the claims."""
 
     def __init__(
         self,
@@ -54,8 +52,8 @@ class FollowUpTimer:
         self._batch = batch
         self._meta_written = False
 
-    async def tick(self, sink: Sink) -> int:
-        """Claim and emit due checks; returns how many were sent."""
+    async def tick(self, apply: Callable[[Sequence[DueCheck]], Awaitable[None]]) -> int:
+        """Claim due checks and hand them to ``apply``; returns how many were handed over."""
         if not self._meta_written:
             await self._store.write_meta(self._attribution)
             self._meta_written = True
@@ -63,17 +61,7 @@ class FollowUpTimer:
         claimed = await self._store.claim(now, self._lease_ms, self._batch)
         if not claimed:
             return 0
-        commands = [
-            Command(
-                JOURNEY_DUE,
-                f"due:{c.kind}:{c.episode_id}:{c.due_ms}",
-                c.profile_key,
-                c.profile_key,
-                {"kind": c.kind, "episode": c.episode_id, "due_ms": c.due_ms, "fired_at_ms": now},
-            ).to_outgoing(BY_CUSTOMER)
-            for c in claimed
-        ]
-        await sink.send_and_wait(commands)
+        await apply([DueCheck(c.profile_key, c.kind, c.episode_id, c.due_ms, now) for c in claimed])
         await self._store.release(claimed)
-        log.debug("due checks sent", extra={"count": len(claimed)})
+        log.debug("due checks applied", extra={"count": len(claimed)})
         return len(claimed)

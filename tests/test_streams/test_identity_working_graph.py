@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams.domain.fold import _Graph
 from streams.domain.identity import Identifier, IdentityGraph, IdentityRules, observe
-from streams.identity_store import _WorkingGraph
 
 RULES = IdentityRules()
 identifier = st.builds(
@@ -21,7 +21,7 @@ events = st.lists(st.lists(identifier, min_size=1, max_size=4).map(tuple), min_s
 @given(events)
 def test_local_subgraphs_match_the_whole_graph(batch: list[tuple[Identifier, ...]]) -> None:
     whole = IdentityGraph()
-    working = _WorkingGraph(IdentityGraph())
+    working = _Graph()
     for n, ids in enumerate(batch):
         expected = observe(whole, ids, RULES, f"e{n}", n)
         whole = expected.graph

@@ -103,10 +103,10 @@ def test_identities_seen_strongest_first_most_recent_first_and_bounded() -> None
     )
     assert state.identities == (
         Identifier("customer_id", "C1"),
-        Identifier("anonymous_id", "A3"),
         Identifier("anonymous_id", "A2"),
         Identifier("anonymous_id", "A1"),
-    )  # the staff till never, and the weakest oldest (device D1) fell off the bound
+        Identifier("device_id", "D1"),
+    )  # neither the staff till's device id nor the anonymous id its app carries is the shopper's
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -217,9 +217,19 @@ def test_consent(events: list[dict[str, Any]], expected: dict[str, bool]) -> Non
     assert fold(*events).consent == expected
 
 
-def test_envelope_consent_snapshot_does_not_change_the_record() -> None:
-    ev = {**viewed("P1"), "consent": {"marketing_email": True}}
-    assert apply_customer_event(START, ev).consent == {}
+def test_the_envelope_consent_map_updates_the_record_newest_first() -> None:
+    granted = apply_customer_event(START, {**viewed("P1", at=1_000), "consent": {"marketing": True}})
+    assert granted.consent == {"marketing": True}
+    revoked = apply_customer_event(granted, consent("marketing", False, at=2_000))
+    stale = apply_customer_event(revoked, {**viewed("P2", at=1_500), "consent": {"marketing": True}})
+    assert stale.consent == {"marketing": False}  # an older snapshot never re-grants a newer refusal
+
+
+def test_call_notes_become_the_last_verbatim() -> None:
+    payload = {"contact_id": "CALL-5", "medium": "call", "outcome": "resolved", "duration_seconds": 3, "notes": "late"}
+    state = apply_customer_event(START, event("contact_ended", payload, at=5_000, channel="call_centre"))
+    assert state.last_verbatim is not None
+    assert (state.last_verbatim.text, state.last_verbatim.channel) == ("late", "call_centre")
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from streams.domain import (
     identifiers_of,
     observe,
     profile_key_of,
+    release,
 )
 
 RULES = IdentityRules()
@@ -278,15 +279,45 @@ def test_caps_refuse_extra_identifiers() -> None:
     rules = IdentityRules(max_per_profile={"loyalty_card": 1})
     _, _, absorbed, extra = run(
         [cust("C1"), card("L1")],
-        [anon("A2"), card("L2")],
-        [cust("C1"), anon("A2")],
+        [email("E2"), card("L2")],
+        [cust("C1"), email("E2")],
         [cust("C1"), card("L3")],
         rules=rules,
     )
     assert absorbed.absorbed == ("loyalty:L2",)
     assert Link("unmerge", card("L2"), "loyalty:L2", None, "cap_exceeded", "e2", 2_000) in absorbed.links
-    assert profiles(absorbed.graph) == {"customer:C1": {cust("C1"), card("L1"), anon("A2")}}
+    assert profiles(absorbed.graph) == {"customer:C1": {cust("C1"), card("L1"), email("E2")}}
     assert extra.graph is absorbed.graph and extra.links == ()
+
+
+def test_a_login_matched_only_by_a_device_keeps_the_person_level_identifiers_apart() -> None:
+    # Family tablet: X saves a basket there with X's e-mail, then Y logs in on the tablet.
+    _, _, y_login, x_login = run(
+        [anon("AT"), dev("DT")],
+        [anon("AT"), dev("DT"), email("EX")],
+        [cust("Y"), anon("AT"), dev("DT")],
+        [cust("X"), email("EX")],
+    )
+    assert y_login.key == "customer:Y" and y_login.absorbed == ("anonymous:AT",)  # the tablet's activity follows Y
+    assert y_login.graph.profile_of(email("EX")) == "email:EX"  # X's e-mail is not Y's
+    assert Link("merge", email("EX"), "email:EX", "anonymous:AT", "kept_apart", "e2", 2_000) in y_login.links
+    assert x_login.absorbed == ("email:EX",) and x_login.graph.profile_of(email("EX")) == "customer:X"
+
+
+def test_a_device_used_by_a_person_level_profile_moves_alone() -> None:
+    _, login = run([card("L2"), anon("A2")], [cust("C1"), anon("A2")])
+    assert login.absorbed == ()
+    assert profiles(login.graph) == {"customer:C1": {cust("C1"), anon("A2")}, "loyalty:L2": {card("L2")}}
+
+
+def test_a_logout_unlinks_the_device_and_its_anonymous_id_from_the_customer() -> None:
+    graph = run([cust("X"), anon("AT"), dev("DT")])[0].graph
+    out = release(graph, [cust("X"), anon("AT"), dev("DT")], RULES, "bye", 5)
+    assert out.key == "customer:X"
+    assert profiles(out.graph) == {"customer:X": {cust("X")}}
+    assert {(link.action, link.reason) for link in out.links} == {("unmerge", "logout")}
+    after = observe(out.graph, [anon("AT"), dev("DT")], RULES, "next", 6)
+    assert after.key == "anonymous:AT"  # the next person's activity is not X's
 
 
 def test_no_usable_identifier_means_no_key() -> None:

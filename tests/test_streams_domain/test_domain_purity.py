@@ -153,6 +153,7 @@ EXPECTED_EXPORTS = {
     "merge_carts",
     "merge_customer_states",
     "observe",
+    "release",
     "profile_key_of",
     "validate_cart_event",
 }

@@ -1,0 +1,147 @@
+"""The clusters in Redis: one WATCH/MULTI/EXEC per batch (see :mod:`streams.cluster_engine`).
+
+Reads watch every key they depend on (the identifiers' cluster index, the clusters' members, logs and profile
+sets, the unlinked set), so a commit lands only if no other worker committed to the same clusters meanwhile;
+the loser re-reads and folds again. The derived carts, records and identity index are written in the same
+transaction, and each cart change is published for live readers. Key layout: :mod:`streams.keys`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import WatchError
+
+from streams.cluster_engine import ClusterView, ClusterWrite, StoredCluster, StoredProfile
+from streams.keys import Keys
+from streams.state_json import cart_from_json, cart_to_json, customer_from_json, customer_to_json
+
+__all__ = ["RedisClusterStore", "meta_to_json"]
+
+
+def meta_to_json(merged_into: str | None, cid: str) -> str:
+    return json.dumps({"merged_into": merged_into, "cluster": cid}, separators=(",", ":"))
+
+
+class RedisClusterStore:
+    """:class:`streams.cluster_engine.ClusterStore` on Redis."""
+
+    def __init__(self, client: Redis, keys: Keys) -> None:
+        self._redis = client
+        self._keys = keys
+
+    async def read(self, identifiers: Collection[str]) -> ClusterView:
+        keys = self._keys
+        wanted = list(identifiers)
+        tx = self._redis.pipeline(transaction=True)
+        try:
+            index_keys = [keys.cluster_of(i) for i in wanted]
+            await tx.watch(*index_keys, keys.unlinked())
+            reads = self._redis.pipeline(transaction=False)
+            reads.mget(index_keys)
+            reads.smembers(keys.unlinked())
+            raw_index, unlinked = await reads.execute()
+            index = {i: c for i, c in zip(wanted, raw_index, strict=True) if c is not None}
+            cids = sorted(set(index.values()))
+            clusters: dict[str, StoredCluster] = {}
+            if cids:
+                cluster_keys = [k for c in cids for k in self._cluster_keys(c)]
+                await tx.watch(*cluster_keys)
+                reads = self._redis.pipeline(transaction=False)
+                for cid in cids:
+                    reads.smembers(keys.cluster_members(cid))
+                    reads.hgetall(keys.cluster_log(cid))
+                    reads.smembers(keys.cluster_profiles(cid))
+                raw = await reads.execute()
+                shapes = [(cid, raw[3 * n], raw[3 * n + 1], raw[3 * n + 2]) for n, cid in enumerate(cids)]
+                reads = self._redis.pipeline(transaction=False)
+                for _cid, members, _log, profiles in shapes:
+                    for key in sorted(profiles):
+                        reads.mget([keys.cart(key), keys.customer(key), keys.meta(key)])
+                    if members:
+                        reads.mget([keys.owner(m) for m in sorted(members)])
+                derived = iter(await reads.execute())
+                for cid, members, log, profiles in shapes:
+                    stored: dict[str, StoredProfile] = {}
+                    for key in sorted(profiles):
+                        cart, customer, meta = next(derived)
+                        stored[key] = StoredProfile(
+                            cart_from_json(cart) if cart else None,
+                            customer_from_json(customer) if customer else None,
+                            json.loads(meta).get("merged_into") if meta else None,
+                        )
+                    owners: dict[str, str] = {}
+                    if members:
+                        ordered = sorted(members)
+                        owners = {m: o for m, o in zip(ordered, next(derived), strict=True) if o is not None}
+                    clusters[cid] = StoredCluster(cid, frozenset(members), dict(log), stored, owners)
+            return ClusterView(index, clusters, frozenset(unlinked), handle=tx)
+        except BaseException:
+            await tx.reset()  # type: ignore[no-untyped-call]
+            raise
+
+    def _cluster_keys(self, cid: str) -> list[str]:
+        keys = self._keys
+        return [keys.cluster_members(cid), keys.cluster_log(cid), keys.cluster_profiles(cid)]
+
+    async def commit(self, view: ClusterView, writes: Sequence[ClusterWrite]) -> bool:
+        tx = view.handle
+        keys = self._keys
+        try:
+            tx.multi()
+            for write in writes:
+                self._queue(tx, keys, write)
+            await tx.execute()
+            return True
+        except WatchError:
+            return False
+        finally:
+            await tx.reset()
+
+    async def abort(self, view: ClusterView) -> None:
+        await view.handle.reset()
+
+    @staticmethod
+    def _queue(tx: Any, keys: Keys, write: ClusterWrite) -> None:
+        cid = write.cid
+        for absorbed in write.absorbed:
+            tx.delete(keys.cluster_members(absorbed), keys.cluster_log(absorbed), keys.cluster_profiles(absorbed))
+        if write.reindex:
+            tx.sadd(keys.cluster_members(cid), *sorted(write.reindex))
+            for identifier in sorted(write.reindex):
+                tx.set(keys.cluster_of(identifier), cid)
+        if write.log_entries:
+            tx.hset(keys.cluster_log(cid), mapping=write.log_entries)
+        tx.delete(keys.cluster_profiles(cid))
+        if write.profile_keys:
+            tx.sadd(keys.cluster_profiles(cid), *sorted(write.profile_keys))
+        for key in sorted(write.dropped_profiles):
+            tx.delete(keys.cart(key), keys.customer(key), keys.meta(key), keys.members(key))
+        for key, profile in write.profiles.items():
+            tx.set(keys.meta(key), meta_to_json(profile.merged_into, cid))
+            if profile.cart is not None:
+                text = cart_to_json(profile.cart)
+                tx.set(keys.cart(key), text)
+                tx.publish(keys.cart_updates(key), text)
+            else:
+                tx.delete(keys.cart(key))
+            if profile.customer is not None:
+                tx.set(keys.customer(key), customer_to_json(profile.customer))
+            else:
+                tx.delete(keys.customer(key))
+        for identifier, owner in write.owners.items():
+            if owner is None:
+                tx.delete(keys.owner(identifier))
+            else:
+                tx.set(keys.owner(identifier), owner)
+        for key, members in write.members_of.items():
+            tx.delete(keys.members(key))
+            if members:
+                tx.sadd(keys.members(key), *sorted(members))
+
+    async def unlink(self, identifier: str) -> None:
+        """Add ``identifier`` (``type:value``) to the operator's unlinked set (then re-fold its cluster)."""
+        await self._redis.sadd(self._keys.unlinked(), identifier)

@@ -1,0 +1,342 @@
+"""The merge core: a cluster's carts, records and identity graph as one deterministic fold over its events.
+
+A *cluster* is a connected set of identifiers: two identifiers are in one cluster once any event carried both
+(union-find, so it only grows and does not depend on the order events arrive in). Identity rules only ever
+look at the profiles owning an event's identifiers, which are all in the event's cluster, so replaying a
+cluster's events alone gives the same answer as replaying every event of every customer.
+
+:func:`fold` replays a cluster's items (events, and follow-up checks that came due) sorted by
+``(at_ms, item_id)`` (event time, then event id):
+
+- each event is resolved with :func:`~streams.domain.identity.observe` (or :func:`release` for a logout)
+  against the graph *as it was at that event's time*, then applied to the cart and record of its profile;
+- a profile absorbed at a login hands its cart (by the configured :class:`MergeMode`) and record to the
+  customer at that point of the sequence, exactly as a sequential reader would;
+- an identifier unlinked by an operator is left out from the start: both sides are recomputed from their own
+  events.
+
+The state is therefore a function of the *set* of items: a merge is a union of two logs, an unlink a
+different rule over the same log, a duplicate (same id) a no-op, a replay or a crash-restart a re-run that
+gives the same result. :mod:`streams.cluster_engine` keeps the logs and writes the fold's result.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Final, Protocol
+
+from streams.domain.cart import Cart, MergeMode, apply_cart_event, expire_if_idle, merge_carts
+from streams.domain.customer import CustomerLimits, CustomerState, apply_customer_event, merge_customer_states
+from streams.domain.errors import DomainError
+from streams.domain.identity import (
+    Identifier,
+    IdentityGraph,
+    IdentityRules,
+    Link,
+    customer_id_from_key,
+    identifiers_of,
+    observe,
+    release,
+)
+
+__all__ = [
+    "DueCheck",
+    "FoldHooks",
+    "FoldResult",
+    "FoldRules",
+    "Item",
+    "ProfileState",
+    "due_item",
+    "event_item",
+    "fold",
+    "ident",
+    "item_from_json",
+    "item_to_json",
+    "parse_ident",
+    "preferred",
+]
+
+#: Longest chain of ``merged_into`` followed to find where a profile's due check now belongs.
+_MAX_HOPS: Final = 32
+
+
+def ident(identifier: Identifier) -> str:
+    """``type:value``, the text form used as a key."""
+    return f"{identifier.type}:{identifier.value}"
+
+
+def parse_ident(text: str) -> Identifier:
+    kind, _, value = text.partition(":")
+    return Identifier(kind, value)  # type: ignore[arg-type]  # written by ident(), so the type is valid
+
+
+@dataclass(frozen=True, slots=True)
+class DueCheck:
+    """A follow-up check that came due for a profile (scheduled by the journeys, claimed by the timer)."""
+
+    profile_key: str
+    kind: str
+    episode: str
+    due_ms: int
+    fired_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One entry of a cluster's log: an event (decoded) or a due check. Ordered by ``(at_ms, item_id)``."""
+
+    item_id: str
+    at_ms: int
+    event: Mapping[str, Any] | None = None
+    due: DueCheck | None = None
+
+    @property
+    def order(self) -> tuple[int, str]:
+        return (self.at_ms, self.item_id)
+
+
+def event_item(event: Mapping[str, Any]) -> Item:
+    return Item(str(event["event_id"]), int(event["occurred_at_ms"]), event=event)
+
+
+def due_item(due: DueCheck) -> Item:
+    # The id leaves out fired_at_ms: a check claimed again after a lost lease is the same check.
+    return Item(f"due:{due.profile_key}:{due.kind}:{due.episode}:{due.due_ms}", due.fired_at_ms, due=due)
+
+
+def item_to_json(item: Item) -> str:
+    """Canonical text of an item (sorted keys): equal items give equal text, so a preference is total."""
+    if item.due is not None:
+        d = item.due
+        body: dict[str, Any] = {
+            "due": [d.profile_key, d.kind, d.episode, d.due_ms, d.fired_at_ms],
+        }
+    else:
+        body = {"event": item.event}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
+def item_from_json(text: str) -> Item:
+    raw = json.loads(text)
+    if "due" in raw:
+        p, k, e, due_ms, fired = raw["due"]
+        return due_item(DueCheck(p, k, e, int(due_ms), int(fired)))
+    return event_item(raw["event"])
+
+
+def preferred(a: tuple[Item, str], b: tuple[Item, str]) -> tuple[Item, str]:
+    """Of two items with one id (a producer re-sent an event with other content), the one every worker keeps.
+
+    The earlier one wins, then the smaller canonical text: a total order, so the choice does not depend on
+    which copy arrived first.
+    """
+    return min(a, b, key=lambda pair: (pair[0].at_ms, pair[1]))
+
+
+@dataclass(frozen=True)
+class FoldRules:
+    """The rules a fold applies (built once from :class:`streams.config.ProcessorConfig`)."""
+
+    identity: IdentityRules = field(default_factory=IdentityRules)
+    merge_mode: MergeMode = MergeMode.MAX
+    cart_idle_ms: int = 7 * 24 * 3600 * 1000
+    customer_limits: CustomerLimits = field(default_factory=CustomerLimits)
+
+
+@dataclass
+class ProfileState:
+    """What a fold leaves for one profile key. ``merged_into``: absorbed into that profile."""
+
+    cart: Cart | None = None
+    customer: CustomerState | None = None
+    merged_into: str | None = None
+
+
+class FoldHooks(Protocol):
+    """Journeys ride along the fold (see :class:`streams.journeys.processing.JourneyProcessor`).
+
+    ``out`` collects what an item decides (records to send, idempotent Redis effects); the fold passes a
+    throw-away collector for items whose effects were already emitted by an earlier run.
+    """
+
+    def new_output(self) -> Any: ...
+
+    def on_event(
+        self, key: str, event: Mapping[str, Any], before: Cart, after: Cart, customer: CustomerState, out: Any
+    ) -> CustomerState: ...
+
+    def on_merge(self, key: str, merge_id: str, cart: Cart, customer: CustomerState, out: Any) -> CustomerState: ...
+
+    def on_due(self, key: str, due: DueCheck, cart: Cart, customer: CustomerState, out: Any) -> CustomerState: ...
+
+
+@dataclass
+class FoldResult:
+    """The state after every item, and what the items of ``emit`` decided.
+
+    Attributes:
+        graph: the cluster's identity graph.
+        profiles: the state of every profile key the cluster ever had.
+        routes: the profile each item of ``emit`` was applied to (None: no usable identifier left, e.g. all
+            unlinked).
+        links: identity-graph changes made by items of ``emit``, in order.
+        rejected: items of ``emit`` refused by a business rule, with the reason (for the dead-letter topic).
+    """
+
+    graph: IdentityGraph
+    profiles: dict[str, ProfileState]
+    routes: dict[str, str | None]
+    links: list[Link]
+    rejected: dict[str, str]
+
+
+class _Graph:
+    """The fold's graph, changed in place; :func:`observe` is handed only the profiles an event touches."""
+
+    def __init__(self) -> None:
+        self.owners: dict[Identifier, str] = {}
+        self.profiles: dict[str, frozenset[Identifier]] = {}
+
+    def around(self, identifiers: Iterable[Identifier]) -> IdentityGraph:
+        keys = {self.owners[i] for i in identifiers if i in self.owners}
+        profiles = {k: self.profiles[k] for k in keys}
+        return IdentityGraph(
+            owners=MappingProxyType({m: k for k, ms in profiles.items() for m in ms}),
+            profiles=MappingProxyType(profiles),
+        )
+
+    def replace(self, old: IdentityGraph, new: IdentityGraph) -> None:
+        for identifier in old.owners:
+            del self.owners[identifier]
+        for key in old.profiles:
+            del self.profiles[key]
+        self.owners.update(new.owners)
+        self.profiles.update(new.profiles)
+
+    def freeze(self) -> IdentityGraph:
+        return IdentityGraph(owners=MappingProxyType(dict(self.owners)), profiles=MappingProxyType(dict(self.profiles)))
+
+
+def fold(
+    items: Iterable[Item],
+    rules: FoldRules,
+    *,
+    unlinked: Collection[Identifier] = frozenset(),
+    hooks: FoldHooks | None = None,
+    emit: Collection[str] = frozenset(),
+    out: Any = None,
+) -> FoldResult:
+    """Replay ``items`` (distinct ids) in ``(at_ms, item_id)`` order; see the module docstring.
+
+    ``emit``: ids of the items whose outputs go to ``out`` (the items of the batch being processed);
+    the others' journey outputs are discarded (already emitted when they were processed).
+    """
+    graph = _Graph()
+    profiles: dict[str, ProfileState] = {}
+    result = FoldResult(IdentityGraph(), profiles, {}, [], {})
+    discard: Any = hooks.new_output() if hooks is not None else None
+    for item in sorted(items, key=lambda i: i.order):
+        sink = out if item.item_id in emit else discard
+        if item.event is not None:
+            _apply_event(item, graph, profiles, rules, unlinked, hooks, sink, result, item.item_id in emit)
+        elif item.due is not None and hooks is not None:
+            key = _live(item.due.profile_key, profiles)
+            if item.item_id in emit:
+                result.routes[item.item_id] = key
+            state = profiles.get(key)
+            if state is not None and state.customer is not None:
+                cart = state.cart or _new_cart(key)
+                state.customer = hooks.on_due(key, item.due, cart, state.customer, sink)
+    result.graph = graph.freeze()
+    return result
+
+
+def _apply_event(
+    item: Item,
+    graph: _Graph,
+    profiles: dict[str, ProfileState],
+    rules: FoldRules,
+    unlinked: Collection[Identifier],
+    hooks: FoldHooks | None,
+    sink: Any,
+    result: FoldResult,
+    emitted: bool,
+) -> None:
+    event = item.event
+    assert event is not None
+    ids = tuple(i for i in identifiers_of(event, rules.identity) if i not in unlinked)
+    local = graph.around(ids)
+    decide = release if event.get("event_type") == "logout" else observe
+    observation = decide(local, ids, rules.identity, item.item_id, item.at_ms)
+    if observation.graph is not local:
+        graph.replace(local, observation.graph)
+        for founded in observation.graph.profiles.keys() - local.profiles.keys():
+            if founded in profiles:  # a key used before (absorbed, then founded again after a logout)
+                profiles[founded] = ProfileState()
+    key = observation.key
+    if emitted:
+        result.routes[item.item_id] = key
+        result.links.extend(observation.links)
+    if key is None:
+        return
+    target = profiles.setdefault(key, ProfileState())
+    for absorbed in observation.absorbed:
+        source = profiles.setdefault(absorbed, ProfileState())
+        if source.customer is not None:
+            # Identifiers kept apart at this merge (another person's) do not travel in the record either.
+            moved = tuple(i for i in source.customer.identities if observation.graph.profile_of(i) in (key, None))
+            if moved != source.customer.identities:
+                source.customer = replace(source.customer, identities=moved)
+        _merge(absorbed, key, f"merge:{absorbed}>{key}:{item.item_id}", profiles, rules, hooks, sink)
+    base = target.cart or _new_cart(key)
+    try:
+        updated = apply_cart_event(expire_if_idle(base, item.at_ms, rules.cart_idle_ms), event)
+    except DomainError as exc:
+        if emitted:
+            result.rejected[item.item_id] = str(exc)
+        return
+    if updated is not base or (target.cart is None and updated.version):
+        target.cart = updated
+    customer = apply_customer_event(target.customer or CustomerState(key=key), event, rules.customer_limits)
+    if hooks is not None:
+        customer = hooks.on_event(key, event, base, target.cart or base, customer, sink)
+    target.customer = customer
+
+
+def _merge(
+    absorbed: str,
+    key: str,
+    merge_id: str,
+    profiles: dict[str, ProfileState],
+    rules: FoldRules,
+    hooks: FoldHooks | None,
+    sink: Any,
+) -> None:
+    source = profiles.setdefault(absorbed, ProfileState())
+    target = profiles[key]
+    if source.cart is not None and source.cart.lines:
+        target.cart = merge_carts(target.cart or _new_cart(key), source.cart, rules.merge_mode)
+        source.cart = replace(source.cart, status="closed", lines=(), version=source.cart.version + 1)
+    if source.customer is not None:
+        mine = target.customer or CustomerState(key=key)
+        target.customer = merge_customer_states(mine, source.customer, rules.customer_limits)
+        if hooks is not None:
+            target.customer = hooks.on_merge(key, merge_id, target.cart or _new_cart(key), target.customer, sink)
+    source.merged_into = key
+
+
+def _live(key: str, profiles: Mapping[str, ProfileState]) -> str:
+    """Where a profile's state lives now (following absorptions)."""
+    for _ in range(_MAX_HOPS):
+        state = profiles.get(key)
+        if state is None or state.merged_into is None:
+            return key
+        key = state.merged_into
+    return key
+
+
+def _new_cart(key: str) -> Cart:
+    return Cart(cart_key=key, customer_id=customer_id_from_key(key))

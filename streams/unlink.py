@@ -1,0 +1,113 @@
+"""Undo a wrong link: ``omnichannel identities unlink TYPE VALUE`` and ``POST /v1/identities/{type}/{value}/unlink``.
+
+The identifier goes into the operator's unlinked set, and its cluster is folded again without it: every
+profile it had joined is recomputed from its own events (carts, records, journeys), the changes are published
+on ``customer.carts`` / ``customer.state``, and an ``unmerge`` record with reason ``unlinked`` goes to
+``identity.links``. Events that carry the identifier later do not link through it either. The unlink is an
+input of the fold like any event, so a replay of every topic gives the same split.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from confluent_kafka import Producer
+from redis.asyncio import Redis
+
+from omnichannel.errors import OmnichannelError
+from omnichannel.settings import Settings
+from schemas.codec import AvroCodec
+from schemas.registry import ConfluentSchemaRegistry
+from streams.cluster_engine import ClusterEngine
+from streams.cluster_store import RedisClusterStore
+from streams.config import ProcessorConfig
+from streams.domain.fold import ident
+from streams.domain.identity import IDENTIFIER_TYPES, Identifier, Link
+from streams.journeys.processing import JourneyProcessor
+from streams.journeys.store import JourneyStore
+from streams.keys import Keys
+from streams.processor import FoldStage
+from streams.records import Outgoing
+
+__all__ = ["UnlinkReport", "unlink"]
+
+
+@dataclass(frozen=True)
+class UnlinkReport:
+    """What an unlink did: the profile the identifier belonged to (None: it was not linked)."""
+
+    identifier: Identifier
+    previous_profile: str | None
+    request_id: str
+
+
+class _ProducerSink:
+    """:class:`streams.processor.Sink` over a confluent-kafka producer (murmur2, like the worker's keys)."""
+
+    def __init__(self, settings: Settings) -> None:
+        assert settings.kafka_bootstrap_servers is not None
+        self._settings = settings
+        self._producer = Producer(
+            {
+                "bootstrap.servers": settings.kafka_bootstrap_servers,
+                "partitioner": "murmur2_random",
+                "acks": "all",
+                "enable.idempotence": True,
+            }
+        )
+
+    async def send(self, records: Sequence[Outgoing]) -> None:
+        await self.send_and_wait(records)
+
+    async def send_and_wait(self, records: Sequence[Outgoing]) -> None:
+        for record in records:
+            self._producer.produce(
+                self._settings.topic(record.topic),
+                key=record.key.encode(),
+                value=record.value,
+                headers=list(record.headers),
+            )
+        if self._producer.flush(30) != 0:
+            raise OmnichannelError(
+                "Kafka did not acknowledge the unlink's records within 30 s; the unlink itself is stored in "
+                "Redis: run the command again once Kafka answers to publish them"
+            )
+
+
+async def unlink(settings: Settings, config: ProcessorConfig, identifier_type: str, value: str) -> UnlinkReport:
+    """Unlink one identifier (see the module docstring). Safe to run twice."""
+    if identifier_type not in IDENTIFIER_TYPES:
+        raise OmnichannelError(f"unknown identifier type {identifier_type!r}: use one of {', '.join(IDENTIFIER_TYPES)}")
+    if identifier_type == "customer_id":
+        raise OmnichannelError(
+            "a customer id defines its profile and cannot be unlinked; unlink the identifier that was wrongly "
+            "linked to it (e.g. email_hash, device_id)"
+        )
+    assert settings.redis_url and settings.schema_registry_url
+    identifier = Identifier(identifier_type, value)
+    keys = Keys(settings.namespace)
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        codec = AvroCodec(ConfluentSchemaRegistry(settings.schema_registry_url))
+        journeys = JourneyProcessor(codec, config.journeys, settings.topic, keys)
+        store = RedisClusterStore(redis, keys)
+        stage = FoldStage(
+            codec,
+            ClusterEngine(store, config.fold_rules, journeys),
+            config,
+            settings.topic,
+            journeys=(journeys, JourneyStore(redis, keys)),
+        )
+        previous = await redis.get(keys.owner(ident(identifier)))
+        await store.unlink(ident(identifier))
+        request_id = f"unlink:{uuid.uuid4()}"
+        link = None
+        if previous is not None:
+            link = Link("unmerge", identifier, str(previous), None, "unlinked", request_id, int(time.time() * 1000))
+        await stage.refold(identifier, _ProducerSink(settings), link)
+        return UnlinkReport(identifier, None if previous is None else str(previous), request_id)
+    finally:
+        await redis.aclose()
