@@ -67,7 +67,7 @@ def journeys_router(journeys: JourneyStore, reads: ReadStore, keyring: KeyRing) 
         share. Counts are distinct identified customers since the backbone started; `dropped` counts the
         exposures and conversions given up (profile never identified within the window).
         """
-        keyring.channels(request.headers)
+        keyring.require_read(request.headers)
         raw = await journeys.matrix()
         exposed: dict[str, int] = {c: int(n) for c, n in raw["exposed"].items() if n}
         responded: dict[str, int] = {c: int(n) for c, n in raw["responded"].items() if n}
@@ -102,7 +102,7 @@ def journeys_router(journeys: JourneyStore, reads: ReadStore, keyring: KeyRing) 
     async def get_typology(request: Request) -> Response:
         """Identified customers per class: `mono_channel`, `multi_channel`, `cross_channel`, and `unknown`
         (no channel used yet, e.g. only campaign sends). Each customer's own class is in its record."""
-        keyring.channels(request.headers)
+        keyring.require_read(request.headers)
         counts = await journeys.typology_counts()
         return json_response(200, {"counts": counts, "customers": sum(counts.values())})
 
@@ -113,7 +113,7 @@ def journeys_router(journeys: JourneyStore, reads: ReadStore, keyring: KeyRing) 
         `available` is null and `known` false for a product the store never reported: treat it as not
         collectable. Levels apply in the stock system's sequence order, so a late update never wins.
         """
-        keyring.channels(request.headers)
+        keyring.require_known(request.headers)
         _check_store(store_id)
         names = _products(products)
         levels = await journeys.stock(store_id, names)
@@ -130,7 +130,7 @@ def journeys_router(journeys: JourneyStore, reads: ReadStore, keyring: KeyRing) 
         `collectable` is true only when the cart has lines and every one is known and in stock in full;
         `missing` lists the products that stand in the way. Follows merges like the cart read.
         """
-        keyring.channels(request.headers)
+        keyring.require_read(request.headers)
         if not store:
             raise HttpError(400, "missing_store", "name the store to collect from: ?store=S0231")
         _check_store(store)

@@ -1,9 +1,9 @@
 """``/v1/customers``, ``/v1/identities``: the unified record, the cart and who an identifier belongs to.
 
 Every answer carries ``freshness``: per channel, the newest event time (ms) applied to this customer, so a
-channel app can tell how current the view is. Any channel's API key may read (the same keys as the
-collector). A cart read follows merges: asking for an anonymous profile absorbed at login returns the
-customer's cart.
+channel app can tell how current the view is. Reading needs a read (or admin) key: a channel key only
+publishes (see :mod:`connectors.auth`). A cart read follows merges: asking for an anonymous profile absorbed
+at login returns the customer's cart.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def reads_router(store: ReadStore, keyring: KeyRing, *, idle_poll_s: float = 15.
         `customer_id`: a customer id (`C-42`), or a profile key for a shopper not identified yet
         (`anonymous:anon-7f3a`). 404 when the backbone has no record of it.
         """
-        keyring.channels(request.headers)
+        keyring.require_read(request.headers)
         profile = await store.resolve(profile_key_for(customer_id))
         record = await store.customer(profile)
         if record is None:
@@ -55,7 +55,7 @@ def reads_router(store: ReadStore, keyring: KeyRing, *, idle_poll_s: float = 15.
     @router.get("/v1/customers/{customer_id}/cart", summary="The current cart", response_class=Response)
     async def get_cart(customer_id: str, request: Request) -> Response:
         """The open (or last) cart of a customer; lines carry quantity, unit price and provenance."""
-        keyring.channels(request.headers)
+        keyring.require_read(request.headers)
         profile, cart, record = await store.cart_view(profile_key_for(customer_id))
         fresh = dict(record["freshness"]) if record else {}
         if cart is None and not fresh:
@@ -72,7 +72,7 @@ def reads_router(store: ReadStore, keyring: KeyRing, *, idle_poll_s: float = 15.
 
         ``identifier_type`` is one of customer_id, loyalty_card, email_hash, phone_hash, anonymous_id, device_id.
         """
-        keyring.channels(request.headers)
+        keyring.require_read(request.headers)
         if identifier_type not in IDENTIFIER_TYPES:
             raise HttpError(
                 400, "unknown_identifier_type", f"{identifier_type!r} is not one of {', '.join(IDENTIFIER_TYPES)}"
@@ -98,7 +98,7 @@ def reads_router(store: ReadStore, keyring: KeyRing, *, idle_poll_s: float = 15.
         customer's cart and says so (`profile` in each event's data). Browsers' EventSource cannot send
         headers, so the key may also come as `?api_key=` here (prefer the header elsewhere: URLs get logged).
         """
-        keyring.channels(Headers({"x-api-key": api_key}) if api_key else request.headers)
+        keyring.require_read(Headers({"x-api-key": api_key}) if api_key else request.headers)
         return EventSourceResponse(_cart_events(store, profile_key_for(customer_id), idle_poll_s), ping=15)
 
     return router

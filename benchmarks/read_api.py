@@ -83,6 +83,7 @@ FIXED_RATE = 1000
 FIXED_CONNECTIONS = 32
 SSE_ADDS = 200
 KEYS = {"mobile_app": "dev-mobile_app", "tablet": "dev-tablet"}
+READ_KEY = "dev-read"  # reads need the read key: channel keys only publish
 BASE_MS = 1_764_000_000_000
 
 
@@ -143,7 +144,7 @@ def populate(redis_url: str, keys: Keys, customers: int) -> dict[str, Any]:
 
 
 def _request(path: str) -> bytes:
-    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-Key: {KEYS['mobile_app']}\r\n\r\n".encode()
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-Key: {READ_KEY}\r\n\r\n".encode()
 
 
 async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
@@ -405,6 +406,7 @@ async def add_to_sse(base: str, adds: int, worker_ready_timeout: float = 120.0) 
     tablet = {"channel": "tablet", "anonymous": f"anon-tab-{token}", "device": f"tablet-{token}", "kind": "tablet"}
     phone_headers = {"X-Api-Key": KEYS["mobile_app"]}
     tablet_headers = {"X-Api-Key": KEYS["tablet"]}
+    read_headers = {"X-Api-Key": READ_KEY}
     rng = random.Random(6)
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
 
@@ -418,7 +420,7 @@ async def add_to_sse(base: str, adds: int, worker_ready_timeout: float = 120.0) 
             return time.perf_counter()
 
         async def owner(anonymous: str) -> str | None:
-            found = await client.get(f"/v1/identities/anonymous_id/{anonymous}", headers=phone_headers)
+            found = await client.get(f"/v1/identities/anonymous_id/{anonymous}", headers=read_headers)
             return str(found.json()["profile"]) if found.status_code == 200 else None
 
         # The phone identifies with an e-mail; the tablet logs in as the customer with the same e-mail.
@@ -440,7 +442,7 @@ async def add_to_sse(base: str, adds: int, worker_ready_timeout: float = 120.0) 
 
         async def follow() -> None:
             url = f"/v1/customers/{customer}/cart/stream"
-            async with client.stream("GET", url, headers=tablet_headers, timeout=None) as response:
+            async with client.stream("GET", url, headers=read_headers, timeout=None) as response:
                 async for line in response.aiter_lines():
                     if line.startswith("data:"):
                         arrivals.append((time.perf_counter(), json.loads(line[5:])))
@@ -563,7 +565,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         base = f"http://127.0.0.1:{port}"
         _wait_healthy(base, api, api_log)
-        check = httpx.get(f"{base}/v1/customers/{customer_id(0)}/cart", headers={"X-Api-Key": KEYS["mobile_app"]})
+        check = httpx.get(f"{base}/v1/customers/{customer_id(0)}/cart", headers={"X-Api-Key": READ_KEY})
         if check.status_code != 200 or check.json()["cart"] != sample:
             raise RuntimeError(f"the API does not serve the written cart: {check.status_code} {check.text[:300]}")
 

@@ -6,6 +6,10 @@ Environment variables (all optional when ``OMNICHANNEL_DEV=1``):
 ``OMNICHANNEL_CHANNEL_KEYS``         ``channel=key`` pairs, comma-separated, e.g. ``web=k1,mobile_app=k2``. A key
                                      publishes only the channels it is listed for (repeat a key to share it).
 ``OMNICHANNEL_WEBHOOK_SECRETS``      ``channel=secret`` pairs for signed provider webhooks, e.g. ``email=s1,sms=s2``.
+``OMNICHANNEL_READ_KEYS``            Comma-separated keys that may read customer data (records, carts, identities).
+``OMNICHANNEL_ADMIN_KEYS``           Comma-separated keys for admin operations (they may read as well).
+``OMNICHANNEL_HASH_KEY``             Secret of the keyed hash of clear e-mails and phone numbers (required,
+                                     at least 16 characters; see :mod:`connectors.hashing`).
 ``OMNICHANNEL_MAX_BODY_BYTES``       Largest request body accepted (default 1048576, 1 MiB): 413 above.
 ``OMNICHANNEL_MAX_BATCH_EVENTS``     Most events in one ``{"events": [...]}`` batch (default 500): 413 above.
 ``OMNICHANNEL_PUBLISH_TIMEOUT_S``    Longest wait for Kafka's acknowledgement before answering 503 (default 5).
@@ -15,9 +19,12 @@ Environment variables (all optional when ``OMNICHANNEL_DEV=1``):
 ``OMNICHANNEL_DEV``                  ``1``: development defaults for absent keys and secrets (see below).
 ===================================  ==========================================================================
 
-Development defaults (only with ``OMNICHANNEL_DEV=1``, never otherwise): the key of channel ``<c>`` is
-``dev-<c>`` (``dev-web``, ``dev-mobile_app``...) and its webhook secret ``dev-<c>-secret``. Without the dev
-flag, missing keys are an error and each key or secret must be at least 16 characters long.
+Development mode (``OMNICHANNEL_DEV=1``, never otherwise): the key of channel ``<c>`` is ``dev-<c>``
+(``dev-web``, ``dev-mobile_app``...), its webhook secret ``dev-<c>-secret``, the read key ``dev-read``, the admin
+key ``dev-admin`` and the hash key :data:`connectors.hashing.DEV_HASH_KEY` unless ``OMNICHANNEL_HASH_KEY`` is
+set. These are public, so development mode refuses to start beside real keys or secrets (a dev key would
+open a production deployment). Without the dev flag, missing keys are an error and each key or secret must be
+at least 16 characters long.
 """
 
 from __future__ import annotations
@@ -26,10 +33,22 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from connectors.hashing import DEV_HASH_KEY
 from omnichannel.errors import ConfigError
 from schemas.topics import CHANNELS
 
-__all__ = ["MIN_SECRET_LENGTH", "CollectorConfig", "dev_key", "dev_secret"]
+__all__ = ["DEV_ADMIN_KEY", "DEV_READ_KEY", "MIN_SECRET_LENGTH", "CollectorConfig", "dev_key", "dev_secret"]
+
+#: The development read and admin keys (only used when ``OMNICHANNEL_DEV=1``).
+DEV_READ_KEY = "dev-read"
+DEV_ADMIN_KEY = "dev-admin"
+#: Variables holding real credentials: development mode refuses to start when one is set.
+_REAL_CREDENTIALS = (
+    "OMNICHANNEL_CHANNEL_KEYS",
+    "OMNICHANNEL_WEBHOOK_SECRETS",
+    "OMNICHANNEL_READ_KEYS",
+    "OMNICHANNEL_ADMIN_KEYS",
+)
 
 #: Shortest key or secret accepted outside development mode (a guessable key defeats per-channel auth).
 MIN_SECRET_LENGTH = 16
@@ -46,15 +65,19 @@ def dev_secret(channel: str) -> str:
     return f"dev-{channel}-secret"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CollectorConfig:
-    """What the collector and the webhooks accept, from whom, and how long they wait for Kafka.
+    """What the collector, the webhooks and the read API accept, from whom, and how long they wait for Kafka.
 
-    ``keys`` maps an API key to the channels it may publish; ``webhook_secrets`` maps a channel to the
-    secret its provider signs webhooks with. Neither is shown by ``repr``.
+    ``keys`` maps an API key to the channels it may publish; ``read_keys`` may read customer data and
+    ``admin_keys`` run admin operations (and read); ``webhook_secrets`` maps a channel to the secret its
+    provider signs webhooks with; ``hash_key`` keys the hash of clear identifiers. None is shown by ``repr``.
     """
 
+    hash_key: bytes = field(repr=False)
     keys: Mapping[str, frozenset[str]] = field(default_factory=dict, repr=False)
+    read_keys: frozenset[str] = field(default=frozenset(), repr=False)
+    admin_keys: frozenset[str] = field(default=frozenset(), repr=False)
     webhook_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     max_body_bytes: int = 1_048_576
     max_batch_events: int = 500
@@ -69,14 +92,21 @@ class CollectorConfig:
         """Build the configuration from the environment variables in this module's docstring."""
         env = os.environ if environ is None else environ
         dev = env.get("OMNICHANNEL_DEV", "").strip().lower() in ("1", "true", "yes")
-        defaults = cls()
+        defaults = cls(hash_key=DEV_HASH_KEY)
+        if dev and (real := [name for name in _REAL_CREDENTIALS if env.get(name, "").strip()]):
+            raise ConfigError(
+                f"OMNICHANNEL_DEV=1 is set beside real credentials ({', '.join(real)}): the development keys are "
+                "public and would open this deployment. Unset OMNICHANNEL_DEV for production, or unset "
+                f"{', '.join(real)} to develop with the dev-<channel>, dev-read and dev-admin keys"
+            )
         keys = _channel_keys(env.get("OMNICHANNEL_CHANNEL_KEYS", ""), dev)
         secrets = _pairs("OMNICHANNEL_WEBHOOK_SECRETS", env.get("OMNICHANNEL_WEBHOOK_SECRETS", ""), dev)
+        read_keys = _keys("OMNICHANNEL_READ_KEYS", env.get("OMNICHANNEL_READ_KEYS", ""))
+        admin_keys = _keys("OMNICHANNEL_ADMIN_KEYS", env.get("OMNICHANNEL_ADMIN_KEYS", ""))
         if dev:
-            for channel in CHANNELS:
-                if not any(channel in channels for channels in keys.values()):
-                    keys.setdefault(dev_key(channel), frozenset({channel}))
-                secrets.setdefault(channel, dev_secret(channel))
+            keys = {dev_key(channel): frozenset({channel}) for channel in CHANNELS}
+            secrets = {channel: dev_secret(channel) for channel in CHANNELS}
+            read_keys, admin_keys = frozenset({DEV_READ_KEY}), frozenset({DEV_ADMIN_KEY})
         if not keys:
             raise ConfigError(
                 "no channel API keys are configured: set OMNICHANNEL_CHANNEL_KEYS=web=<key>,mobile_app=<key> "
@@ -84,7 +114,10 @@ class CollectorConfig:
             )
         adapters_raw = env.get("OMNICHANNEL_ADAPTERS", "").strip()
         return cls(
+            hash_key=_hash_key(env, dev),
             keys=keys,
+            read_keys=read_keys,
+            admin_keys=admin_keys,
             webhook_secrets=secrets,
             max_body_bytes=int(_positive(env, "OMNICHANNEL_MAX_BODY_BYTES", defaults.max_body_bytes)),
             max_batch_events=int(_positive(env, "OMNICHANNEL_MAX_BATCH_EVENTS", defaults.max_batch_events)),
@@ -98,6 +131,29 @@ class CollectorConfig:
     def channels_of(self, key: str) -> frozenset[str] | None:
         """The channels ``key`` may publish, or ``None`` for an unknown key."""
         return self.keys.get(key)
+
+
+def _hash_key(env: Mapping[str, str], dev: bool) -> bytes:
+    raw = env.get("OMNICHANNEL_HASH_KEY", "").strip()
+    if not raw and dev:
+        return DEV_HASH_KEY
+    if not raw:
+        raise ConfigError(
+            "OMNICHANNEL_HASH_KEY is not set: it keys the hash of the e-mails and phone numbers the backbone "
+            f"receives in clear; {_GENERATE_HINT}, keep it secret and never change it (hashes would stop "
+            "matching), or set OMNICHANNEL_DEV=1 for development"
+        )
+    if len(raw) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"OMNICHANNEL_HASH_KEY is shorter than {MIN_SECRET_LENGTH} characters; {_GENERATE_HINT}")
+    return raw.encode("utf-8")
+
+
+def _keys(variable: str, raw: str) -> frozenset[str]:
+    """Parse ``key,key``; each at least MIN_SECRET_LENGTH long (only read outside development mode)."""
+    keys = frozenset(part.strip() for part in raw.split(",") if part.strip())
+    if any(len(key) < MIN_SECRET_LENGTH for key in keys):
+        raise ConfigError(f"{variable}: a key is shorter than {MIN_SECRET_LENGTH} characters; {_GENERATE_HINT}")
+    return keys
 
 
 def _pairs(variable: str, raw: str, dev: bool) -> dict[str, str]:

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from connectors.errors import InvalidEventError
 from connectors.fastcheck import Check, compile_check
+from connectors.hashing import HASHED_IDENTITIES, is_identifier_hash
 from schemas.loader import EVENT_FULLNAME, EVENT_TYPES, load
 from schemas.validation import Problem, problems
 
@@ -111,9 +112,12 @@ def validate_event(event: Mapping[str, Any]) -> None:
     """Raise :class:`InvalidEventError` naming every field of ``event`` that breaks the Event contract.
 
     A compiled check answers first for the common, valid case; only an event it refuses is walked by
-    :func:`schemas.validation.problems` for the reasons (and ``problems`` has the last word).
+    :func:`schemas.validation.problems` for the reasons (and ``problems`` has the last word). ``email_hash``
+    and ``phone_hash`` must be 64 lowercase hex characters (see :mod:`connectors.hashing`): a clear address
+    would otherwise be stored in clear in topics and Redis key names.
     """
-    if _passes_fast_check(event):
+    hash_problems = _hash_problems(event)
+    if not hash_problems and _passes_fast_check(event):
         return
     found: list[Problem] = []
     event_type = event.get("event_type")
@@ -137,8 +141,24 @@ def validate_event(event: Mapping[str, Any]) -> None:
             found.append(problem)
     if isinstance(event.get("event_id"), str) and not event["event_id"].strip():
         found.append(Problem("event_id", "must not be empty (omit it to get a generated UUID)"))
+    found += hash_problems
     if found:
         raise InvalidEventError(found)
+
+
+def _hash_problems(event: Mapping[str, Any]) -> list[Problem]:
+    identities = event.get("identities")
+    if not isinstance(identities, Mapping):
+        return []
+    return [
+        Problem(
+            f"identities.{name}",
+            "expected 64 lowercase hex characters (the SHA-256 or HMAC-SHA-256 of the normalised identifier, "
+            "see the README's 'Security and privacy'); never send the clear value",
+        )
+        for name in HASHED_IDENTITIES
+        if isinstance(value := identities.get(name), str) and not is_identifier_hash(value)
+    ]
 
 
 @functools.lru_cache(maxsize=1)

@@ -6,7 +6,6 @@ instead of stopping at the first, so a rejected webhook names all that is wrong 
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from collections.abc import Callable, Mapping
@@ -15,6 +14,7 @@ from typing import Any, Final
 
 from connectors.envelope import IDENTITY_FIELDS
 from connectors.errors import InvalidEventError
+from connectors.hashing import is_identifier_hash, keyed_email_hash, keyed_phone_hash
 from schemas.validation import Problem
 
 __all__ = [
@@ -22,8 +22,6 @@ __all__ = [
     "each_message",
     "identities",
     "iso_to_ms",
-    "sha256_email",
-    "sha256_phone",
     "stable_event_id",
 ]
 
@@ -31,7 +29,6 @@ __all__ = [
 #: replayed webhook or a re-imported file line is deduplicated downstream (consumers skip known event ids).
 _EVENT_ID_NAMESPACE: Final = uuid.UUID("0f6a7c1e-5b0d-4c3e-9a41-7d1f0c2b9e55")
 _E164: Final = re.compile(r"^\+[1-9][0-9]{6,14}$")
-_HEX64: Final = re.compile(r"^[0-9a-f]{64}$")
 
 
 def each_message(
@@ -50,16 +47,6 @@ def each_message(
 def stable_event_id(*parts: object) -> str:
     """A UUID (v5) derived from what identifies a native event, e.g. ``("email", provider_event_id)``."""
     return str(uuid.uuid5(_EVENT_ID_NAMESPACE, "\x1f".join(str(p) for p in parts)))
-
-
-def sha256_email(address: str) -> str:
-    """Lowercase hex SHA-256 of an e-mail address after trimming and lower-casing (the contract's email_hash)."""
-    return hashlib.sha256(address.strip().lower().encode()).hexdigest()
-
-
-def sha256_phone(e164: str) -> str:
-    """Lowercase hex SHA-256 of a phone number in E.164 form (the contract's phone_hash)."""
-    return hashlib.sha256(e164.strip().encode()).hexdigest()
 
 
 def iso_to_ms(text: str) -> int:
@@ -158,12 +145,15 @@ class Fields:
             self.problems.append(Problem(self._where(name), str(exc) or f"not a valid time: {value!r}"))
             return None
 
-    def email_hash(self, hash_name: str, clear_name: str | None = None) -> str | None:
-        """A 64-hex SHA-256 e-mail hash, or the hash of a clear address in ``clear_name`` (never kept clear)."""
+    def email_hash(self, hash_name: str, clear_name: str | None = None, *, key: bytes) -> str | None:
+        """A 64-hex e-mail hash given by the sender, or the keyed hash of a clear address in ``clear_name``.
+
+        The clear address is never kept: see :mod:`connectors.hashing` for the keyed hash.
+        """
         digest = self.text(hash_name, required=False)
         if digest is not None:
             digest = digest.lower()
-            if not _HEX64.match(digest):
+            if not is_identifier_hash(digest):
                 self.problems.append(Problem(self._where(hash_name), "expected 64 hex characters (SHA-256)"))
                 return None
             return digest
@@ -171,17 +161,17 @@ class Fields:
         if clear is not None and "@" not in clear:
             self.problems.append(Problem(self._where(str(clear_name)), "not an e-mail address"))
             return None
-        return sha256_email(clear) if clear else None
+        return keyed_email_hash(key, clear) if clear else None
 
-    def phone_hash(self, name: str, *, required: bool = False) -> str | None:
-        """The SHA-256 hash of an E.164 phone number (e.g. '+447700900123'); the clear number is not kept."""
+    def phone_hash(self, name: str, *, key: bytes, required: bool = False) -> str | None:
+        """The keyed hash of an E.164 phone number (e.g. '+447700900123'); the clear number is not kept."""
         number = self.text(name, required=required)
         if number is None:
             return None
         if not _E164.match(number):
             self.problems.append(Problem(self._where(name), f"{number!r} is not an E.164 number like +447700900123"))
             return None
-        return sha256_phone(number)
+        return keyed_phone_hash(key, number)
 
     def nested(self, name: str, *, required: bool = True) -> Fields | None:
         """The object under ``name``, read with the same problem list."""

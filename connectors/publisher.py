@@ -20,7 +20,7 @@ from functools import partial
 from types import TracebackType
 from typing import Any, Final, NamedTuple
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from connectors.envelope import partition_key
 from connectors.errors import InvalidEventError, PublishError, PublishUnavailableError
@@ -145,12 +145,15 @@ class Publisher:
         delivery_timeout_s: float = 5.0,
         topic_for: TopicFor = channel_topic,
         linger_ms: int = 5,
+        security: Mapping[str, str] | None = None,
     ) -> None:
+        """``security``: librdkafka properties for authenticated connections (see ``KafkaSecurity``)."""
         self.bootstrap = bootstrap
         self.codec = codec
         self.delivery_timeout_s = delivery_timeout_s
         self.topic_for = topic_for
         config = producer_config(bootstrap, delivery_timeout_s=delivery_timeout_s, linger_ms=linger_ms)
+        config |= dict(security or {})
         config["error_cb"] = self._on_error
         config["logger"] = logging.getLogger(f"{__name__}.librdkafka")  # not librdkafka's raw stderr lines
         self._producer = Producer(config)
@@ -185,6 +188,14 @@ class Publisher:
                 self.codec.schema_id(subject_for(topic), EVENT_FULLNAME)
             except RegistryError as exc:
                 raise PublishUnavailableError(f"the Schema Registry is unavailable: {exc}") from exc
+
+    def kafka_answers(self, timeout_s: float = 2.0) -> bool:
+        """True when a broker answers a metadata request within ``timeout_s`` (a readiness probe; blocks)."""
+        try:
+            self._producer.list_topics(timeout=timeout_s)
+        except KafkaException:
+            return False
+        return True
 
     # -- publishing -------------------------------------------------------------------------------------
 
@@ -327,10 +338,13 @@ def publisher_for(settings: Settings, delivery_timeout_s: float) -> Publisher:
         raise PublishUnavailableError(
             "no Kafka or Schema Registry address: set KAFKA_BOOTSTRAP_SERVERS and SCHEMA_REGISTRY_URL"
         )
-    codec = AvroCodec(ConfluentSchemaRegistry(settings.schema_registry_url))
+    codec = AvroCodec(
+        ConfluentSchemaRegistry(settings.schema_registry_url, basic_auth=settings.schema_registry_basic_auth)
+    )
     return Publisher(
         settings.kafka_bootstrap_servers,
         codec,
         delivery_timeout_s=delivery_timeout_s,
+        security=settings.kafka_security.confluent_config(),
         topic_for=lambda channel: settings.topic(channel_topic(channel)),  # the deployment's topic namespace
     )

@@ -16,7 +16,7 @@ from omnichannel.stack import StackInfo, connect, resolve_stack, service_answers
 from omnichannel.stack.maven import kafka_classpath, registry_jar, require_java
 from omnichannel.stack.redis_server import require_redis_server
 from schemas.evolution import check_released
-from schemas.publish import register_all
+from schemas.publish import COMPATIBILITY, check_registered, register_all
 from schemas.registry import ConfluentSchemaRegistry
 from schemas.topics import CATALOGUE, catalogue_for
 
@@ -154,25 +154,41 @@ def schemas() -> None:
 @click.pass_obj
 @friendly_errors
 def schemas_register(settings: Settings) -> None:
-    """Register each topic's value schema under <topic>-value (safe to run again: same id)."""
+    """Register each topic's value schema under <topic>-value (safe to run again: same id).
+
+    Sets BACKWARD_TRANSITIVE on the registry, globally and on every subject, so the registry itself
+    refuses (HTTP 409) a later schema that cannot read every earlier version.
+    """
     settings = connect(settings)
     assert settings.schema_registry_url is not None
-    registry = ConfluentSchemaRegistry(settings.schema_registry_url)
+    registry = ConfluentSchemaRegistry(settings.schema_registry_url, basic_auth=settings.schema_registry_basic_auth)
     for subject, schema_id in register_all(registry, catalogue_for(settings.namespace)).items():
-        out.print(f"{subject:32} id {schema_id}", highlight=False)
+        out.print(f"{subject:32} id {schema_id}  {COMPATIBILITY}", highlight=False)
 
 
 @schemas.command("check")
+@click.option("--offline", is_flag=True, help="Check the released files only, not the registry's versions.")
+@click.pass_obj
 @friendly_errors
-def schemas_check() -> None:
+def schemas_check(settings: Settings, offline: bool) -> None:
     """Fail (exit 1) if a schema change breaks BACKWARD_TRANSITIVE compatibility.
 
-    Every released version kept in schemas/released/<subject>/v<N>.avsc must stay readable with the
-    current schema: new fields need defaults, enum symbols cannot be removed, types only widen.
+    Every released version kept in schemas/released/<subject>/v<N>.avsc, and every version registered in
+    the Schema Registry (SCHEMA_REGISTRY_URL, else the stack of `omnichannel stack up`), must stay
+    readable with the current schema: new fields need defaults, enum symbols cannot be removed, types
+    only widen. Without a registry address or a running stack, only the released files are checked.
     """
     broken = {subject: found for subject, found in check_released().items() if found}
+    registry_url = None if offline else _registry_url(settings)
+    if registry_url is not None:
+        registry = ConfluentSchemaRegistry(registry_url, basic_auth=settings.schema_registry_basic_auth)
+        registered = check_registered(registry, catalogue_for(settings.namespace))
+        broken |= {subject: found for subject, found in registered.items() if found}
+    else:
+        err.print("Registry not checked (no SCHEMA_REGISTRY_URL, no running stack, or --offline).")
     if not broken:
-        out.print("All subjects can read every released version (BACKWARD_TRANSITIVE).")
+        where = "released version" + (f" and every version registered at {registry_url}" if registry_url else "")
+        out.print(f"All subjects can read every {where} (BACKWARD_TRANSITIVE).", highlight=False)
         return
     for subject, found in broken.items():
         for incompatibility in found:
@@ -255,8 +271,9 @@ cli.add_command(lag)
 def serve(settings: Settings, host: str, port: int) -> None:
     """Serve the HTTP API: the collector (POST /v1/events, webhooks), the read API and live carts.
 
-    OpenAPI at /docs. Keys: OMNICHANNEL_CHANNEL_KEYS (or OMNICHANNEL_DEV=1 for development keys,
-    which also serves the demo page at /demo/).
+    OpenAPI at /docs; GET /healthz (liveness), GET /readyz (Kafka, registry, Redis). Keys:
+    OMNICHANNEL_CHANNEL_KEYS (publish), OMNICHANNEL_READ_KEYS (read), OMNICHANNEL_ADMIN_KEYS, and
+    OMNICHANNEL_HASH_KEY; or OMNICHANNEL_DEV=1 alone for public development keys and the demo page at /demo/.
     """
     from omnichannel.serve import run_server
 
@@ -278,6 +295,16 @@ def demo(settings: Settings, scripted: bool, port: int | None) -> None:
     from omnichannel.demo import run_demo
 
     run_demo(settings, progress, scripted, port)
+
+
+def _registry_url(settings: Settings) -> str | None:
+    """SCHEMA_REGISTRY_URL, else the registry of a running `stack up` stack; never starts a service."""
+    if settings.schema_registry_url:
+        return settings.schema_registry_url
+    saved = StackInfo.load(stack_file(settings))
+    if saved is not None and service_answers(saved.registry):
+        return saved.registry.address
+    return None
 
 
 def _print_stack(info: StackInfo) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from connectors.config import DEV_READ_KEY
 from omnichannel.kafka_admin import ensure_topics
 from omnichannel.settings import Settings
 from omnichannel.stack import Progress, resolve_stack
@@ -34,6 +35,7 @@ from schemas.topics import catalogue_for
 __all__ = ["DemoStep", "run_demo", "scripted_journey"]
 
 _KEYS = {"mobile_app": "dev-mobile_app", "tablet": "dev-tablet"}
+_READ_KEY = DEV_READ_KEY  # the live carts and look-ups are reads: channel keys only publish
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ async def scripted_journey(base_url: str, report: Callable[[DemoStep], None]) ->
                 raise RuntimeError(f"the collector answered {answer.status_code}: {answer.text}")
             return sent
 
-        phone_cart = _CartStream(client, f"anonymous:{phone['anonymous']}", _KEYS["mobile_app"])
+        phone_cart = _CartStream(client, f"anonymous:{phone['anonymous']}", _READ_KEY)
         tablet_cart: _CartStream | None = None
         try:
 
@@ -142,7 +144,7 @@ async def scripted_journey(base_url: str, report: Callable[[DemoStep], None]) ->
             sent = await send(phone, "cart_line_added", add("SKU-CHAIR"))
             await step(phone, "adds an oak chair", sent, phone_cart, "phone", lambda d: "SKU-CHAIR" in _lines(d))
             await send(phone, "identify", {"traits": {}}, email_hash=email_hash)
-            tablet_cart = _CartStream(client, customer, _KEYS["tablet"])
+            tablet_cart = _CartStream(client, customer, _READ_KEY)
             await asyncio.sleep(0.3)
             sent = await send(tablet, "login", {"method": "password"}, customer_id=customer, email_hash=email_hash)
             await step(
@@ -237,7 +239,7 @@ _PROBE = f"demo-probe-{uuid.uuid4().hex[:8]}"
 def _probe(base: str) -> bool:
     """Send one page view for a probe shopper and report whether the worker has applied it."""
     headers = {"X-Api-Key": _KEYS["mobile_app"]}
-    found = httpx.get(f"{base}/v1/identities/anonymous_id/{_PROBE}", headers=headers, timeout=2)
+    found = httpx.get(f"{base}/v1/identities/anonymous_id/{_PROBE}", headers={"X-Api-Key": _READ_KEY}, timeout=2)
     if found.status_code == 200:
         return True
     event = {

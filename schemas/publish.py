@@ -1,19 +1,59 @@
-"""Registering the catalogue's value schemas in the Schema Registry (idempotent)."""
+"""Registering the catalogue's value schemas in the Schema Registry, with compatibility enforced there.
+
+Registration is a deployment step (``omnichannel schemas register``): it sets BACKWARD_TRANSITIVE globally and
+on every subject, so the registry itself refuses (HTTP 409) a schema that could not read every earlier
+version, whoever registers it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Final
 
+from schemas.compat import Incompatibility, check_backward_transitive
 from schemas.loader import canonical_json
-from schemas.registry import SchemaRegistry
+from schemas.registry import ConfluentSchemaRegistry
 from schemas.topics import CATALOGUE, TopicSpec
 
-__all__ = ["register_all"]
+__all__ = ["COMPATIBILITY", "check_registered", "register_all"]
+
+#: The level every subject keeps: a new schema reads data written with any earlier version.
+COMPATIBILITY: Final = "BACKWARD_TRANSITIVE"
 
 
-def register_all(registry: SchemaRegistry, specs: Iterable[TopicSpec] = CATALOGUE) -> dict[str, int]:
-    """Register each topic's value schema under ``<topic>-value``; returns subject -> schema id.
+def register_all(registry: ConfluentSchemaRegistry, specs: Iterable[TopicSpec] = CATALOGUE) -> dict[str, int]:
+    """Set :data:`COMPATIBILITY` globally and per subject, and register each ``<topic>-value``; subject -> id.
 
-    Registering an identical schema again returns the same id, so this is safe to repeat.
+    An existing subject gets its level before the new version is registered, so the registry checks the
+    new version against every earlier one; a new subject gets it right after its first version. Registering
+    an identical schema again returns the same id, so this is safe to repeat.
     """
-    return {spec.subject: registry.register(spec.subject, canonical_json(spec.value_schema)) for spec in specs}
+    registry.set_compatibility(COMPATIBILITY)
+    existing = set(registry.subjects())
+    ids: dict[str, int] = {}
+    for spec in specs:
+        if spec.subject in existing:
+            registry.set_compatibility(COMPATIBILITY, spec.subject)
+        ids[spec.subject] = registry.register(spec.subject, canonical_json(spec.value_schema))
+        if spec.subject not in existing:
+            registry.set_compatibility(COMPATIBILITY, spec.subject)
+    return ids
+
+
+def check_registered(
+    registry: ConfluentSchemaRegistry, specs: Iterable[TopicSpec] = CATALOGUE
+) -> dict[str, list[Incompatibility]]:
+    """Check each topic's current value schema against every version registered under its subject.
+
+    Returns ``subject -> problems`` (empty: the current contract reads all the data those versions wrote;
+    a subject with no version yet has nothing to break).
+    """
+    results: dict[str, list[Incompatibility]] = {}
+    for spec in specs:
+        registered = registry.versions(spec.subject)
+        results[spec.subject] = check_backward_transitive(
+            canonical_json(spec.value_schema),
+            [text for _, text in registered],
+            labels=[f"registry v{number}" for number, _ in registered],
+        )
+    return results

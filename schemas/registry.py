@@ -27,9 +27,11 @@ class SchemaRegistry(Protocol):
 class ConfluentSchemaRegistry:
     """:class:`SchemaRegistry` over confluent-kafka's client (which caches ids and schemas itself)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, basic_auth: str | None = None) -> None:
+        """``basic_auth``: ``user:password`` when the registry requires HTTP basic auth."""
         self.url = url
-        self._client = SchemaRegistryClient({"url": url})
+        config = {"url": url} | ({"basic.auth.user.info": basic_auth} if basic_auth else {})
+        self._client = SchemaRegistryClient(config)
 
     def register(self, subject: str, schema_text: str) -> int:
         try:
@@ -49,6 +51,45 @@ class ConfluentSchemaRegistry:
         except SchemaRegistryError as exc:
             raise RegistryError(
                 f"schema id {schema_id} is unknown to the registry at {self.url} ({exc.error_message})"
+            ) from exc
+        except Exception as exc:
+            raise RegistryError(f"the registry at {self.url} could not be reached: {exc}") from exc
+
+    def set_compatibility(self, level: str, subject: str | None = None) -> None:
+        """Set the compatibility level globally (``subject`` None) or for one subject (``PUT /config[/subject]``)."""
+        where = f"subject {subject!r}" if subject else "the global level"
+        try:
+            self._client.set_compatibility(subject_name=subject, level=level)
+        except SchemaRegistryError as exc:
+            raise RegistryError(
+                f"the registry at {self.url} refused compatibility {level} for {where}: {exc.error_message} "
+                f"(HTTP {exc.http_status_code})"
+            ) from exc
+        except Exception as exc:
+            raise RegistryError(f"the registry at {self.url} could not be reached: {exc}") from exc
+
+    def compatibility(self, subject: str | None = None) -> str:
+        """The compatibility level in force globally (``subject`` None) or set for one subject."""
+        try:
+            return str(self._client.get_compatibility(subject_name=subject))
+        except SchemaRegistryError as exc:
+            raise RegistryError(
+                f"the registry at {self.url} has no compatibility level for {subject or 'the global level'}: "
+                f"{exc.error_message} (HTTP {exc.http_status_code})"
+            ) from exc
+        except Exception as exc:
+            raise RegistryError(f"the registry at {self.url} could not be reached: {exc}") from exc
+
+    def versions(self, subject: str) -> list[tuple[int, str]]:
+        """``(version, schema text)`` of every version registered under ``subject``, oldest first (none: [])."""
+        try:
+            numbers = sorted(self._client.get_versions(subject))
+            return [(n, str(self._client.get_version(subject, n).schema.schema_str)) for n in numbers]
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                return []
+            raise RegistryError(
+                f"the registry at {self.url} could not list the versions of {subject!r}: {exc.error_message}"
             ) from exc
         except Exception as exc:
             raise RegistryError(f"the registry at {self.url} could not be reached: {exc}") from exc

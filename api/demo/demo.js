@@ -11,6 +11,7 @@ const phone = { channel: "mobile_app", anonymous: `anon-${token}`, device: `phon
 const tablet = { channel: "tablet", anonymous: `anon-tab-${token}`, device: `tablet-${token}`, kind: "tablet",
                  customer: null };
 let keys = {};
+let readKey = null;  // live carts are customer data: read with the read key, not a channel key
 
 function log(text) {
   const el = document.getElementById("log");
@@ -63,8 +64,8 @@ function renderCart(prefix, data) {
 let streams = {};
 function follow(prefix, id) {
   if (streams[prefix]) streams[prefix].close();
-  const key = prefix === "phone" ? keys.mobile_app : keys.tablet;
-  const source = new EventSource(`/v1/customers/${encodeURIComponent(id)}/cart/stream?api_key=${key}`);
+  const url = `/v1/customers/${encodeURIComponent(id)}/cart/stream?api_key=${encodeURIComponent(readKey)}`;
+  const source = new EventSource(url);
   source.addEventListener("cart", (message) => renderCart(prefix, JSON.parse(message.data)));
   streams[prefix] = source;
 }
@@ -82,7 +83,9 @@ function productButtons(prefix, dev) {
 }
 
 async function main() {
-  keys = (await (await fetch("config.json")).json()).keys;
+  const config = await (await fetch("config.json")).json();
+  keys = config.keys;
+  readKey = config.read_key;
   // A fresh shopper per page load: an e-mail stays with the first customer who claimed it.
   for (const id of ["phone-email", "tablet-email"]) document.getElementById(id).value = `ana+${token}@example.com`;
   document.getElementById("phone-who").textContent = `anonymous id ${phone.anonymous}`;

@@ -22,6 +22,7 @@ derive from (``call_id``, ``event``).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Final
 
 from fastapi import APIRouter
@@ -38,12 +39,15 @@ _EVENTS: Final = ("call.started", "call.ended")
 _MEDIA: Final = ("call", "chat", "video")
 
 
-def to_events(document: Any) -> Mapped:
-    """Map one call event object (or an array of them) to Event dicts; every problem at once."""
-    return Mapped(each_message(document, _one, "call-centre event"))
+def to_events(document: Any, *, hash_key: bytes) -> Mapped:
+    """Map one call event object (or an array of them) to Event dicts; every problem at once.
+
+    The caller's number is replaced by its keyed hash under ``hash_key`` (``OMNICHANNEL_HASH_KEY``).
+    """
+    return Mapped(each_message(document, functools.partial(_one, hash_key=hash_key), "call-centre event"))
 
 
-def _one(item: Any, prefix: str, problems: list[Problem]) -> dict[str, Any] | None:
+def _one(item: Any, prefix: str, problems: list[Problem], *, hash_key: bytes) -> dict[str, Any] | None:
     fields = Fields(item, prefix, problems)
     kind = fields.text("event", choices=_EVENTS)
     call_id = fields.text("call_id")
@@ -51,7 +55,7 @@ def _one(item: Any, prefix: str, problems: list[Problem]) -> dict[str, Any] | No
     started = kind == "call.started"
     agent_id = fields.text("agent_id", required=kind == "call.ended")
     medium = fields.text("medium", required=False, choices=_MEDIA) or "call"
-    phone_hash = fields.phone_hash("caller_number")
+    phone_hash = fields.phone_hash("caller_number", key=hash_key)
     customer_id = fields.text("customer_id", required=False)
     if started:
         payload: dict[str, Any] = {
@@ -85,7 +89,12 @@ def _one(item: Any, prefix: str, problems: list[Problem]) -> dict[str, Any] | No
 def router(ctx: WebhookContext) -> APIRouter:
     """``POST /v1/webhooks/call_centre``: call events, authenticated with the channel's API key."""
     return keyed_json_router(
-        ctx, ADAPTER, to_events, summary="Call-centre call events", description=__doc__ or "", example=EXAMPLE
+        ctx,
+        ADAPTER,
+        functools.partial(to_events, hash_key=ctx.config.hash_key),
+        summary="Call-centre call events",
+        description=__doc__ or "",
+        example=EXAMPLE,
     )
 
 

@@ -54,8 +54,11 @@ _CONSENT_REFUSED: Final = frozenset({"unsubscribe", "spamreport"})
 _WHAT: Final = "e-mail webhook payload"
 
 
-def to_events(document: Any) -> Mapped:
-    """Map the provider's JSON array to Event dicts (without ``received_at_ms``); every problem at once."""
+def to_events(document: Any, *, hash_key: bytes) -> Mapped:
+    """Map the provider's JSON array to Event dicts (without ``received_at_ms``); every problem at once.
+
+    A clear ``email`` is replaced by its keyed hash under ``hash_key`` (``OMNICHANNEL_HASH_KEY``).
+    """
     if not isinstance(document, list):
         raise InvalidEventError(
             [Problem("", f"expected a JSON array of events, got {type(document).__name__}")], what=_WHAT
@@ -69,7 +72,7 @@ def to_events(document: Any) -> Mapped:
         provider_id = fields.text("event_id")
         occurred_at_ms = fields.timestamp_ms("timestamp", unit="epoch_s")
         message_id = fields.text("message_id")
-        email_hash = fields.email_hash("recipient_sha256", "email")
+        email_hash = fields.email_hash("recipient_sha256", "email", key=hash_key)
         customer_id = fields.text("customer_id", required=False)
         campaign_id = fields.text("campaign_id", required=False)
         url = fields.text("url", required=kind == "click")
@@ -129,7 +132,7 @@ def router(ctx: WebhookContext) -> APIRouter:
         body, _ = await read_signed(request, ctx, CHANNEL, SIGNATURE_HEADER, TIMESTAMP_HEADER)
         document = parse_json(body)
         limit_items(document, ctx)
-        return await accept(ctx, ADAPTER, map_native(to_events, document))
+        return await accept(ctx, ADAPTER, map_native(to_events, document, hash_key=ctx.config.hash_key))
 
     return routes
 

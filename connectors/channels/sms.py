@@ -63,13 +63,16 @@ def parse_form(body: bytes) -> dict[str, str]:
         raise HttpError(400, "malformed_form", f"the body is not application/x-www-form-urlencoded: {exc}") from exc
 
 
-def to_events(form: Mapping[str, str], *, signed_at_s: int) -> Mapped:
-    """Map one callback's form fields to Event dicts (without ``received_at_ms``); every problem at once."""
+def to_events(form: Mapping[str, str], *, signed_at_s: int, hash_key: bytes) -> Mapped:
+    """Map one callback's form fields to Event dicts (without ``received_at_ms``); every problem at once.
+
+    The customer's number is replaced by its keyed hash under ``hash_key`` (``OMNICHANNEL_HASH_KEY``).
+    """
     fields = Fields(form)
     sid = fields.text("MessageSid")
     status = fields.text("MessageStatus", choices=_STATUSES)
     inbound = status == "received"
-    phone_hash = fields.phone_hash("From" if inbound else "To", required=True)
+    phone_hash = fields.phone_hash("From" if inbound else "To", key=hash_key, required=True)
     occurred_at_ms = fields.timestamp_ms("EventTime", required=False) or signed_at_s * 1000
     campaign_id = fields.text("CampaignId", required=False)
     url = fields.text("ClickedUrl", required=status == "clicked")
@@ -127,7 +130,9 @@ def router(ctx: WebhookContext) -> APIRouter:
     )
     async def sms_callback(request: Request) -> Response:
         body, signed_at_s = await read_signed(request, ctx, CHANNEL, SIGNATURE_HEADER, TIMESTAMP_HEADER)
-        return await accept(ctx, ADAPTER, map_native(to_events, parse_form(body), signed_at_s=signed_at_s))
+        return await accept(
+            ctx, ADAPTER, map_native(to_events, parse_form(body), signed_at_s=signed_at_s, hash_key=ctx.config.hash_key)
+        )
 
     return routes
 

@@ -23,6 +23,7 @@ from connectors.collector.openapi import component_schemas
 from connectors.config import CollectorConfig
 from connectors.envelope import Clock, IdFactory, system_clock_ms, uuid4_text
 from connectors.errors import PublishUnavailableError
+from connectors.hashing import DEV_HASH_KEY
 from connectors.http import HttpError, json_response, problem_body
 from connectors.publisher import Publisher
 from omnichannel.logs import kv
@@ -71,7 +72,13 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
     )
-    keyring = KeyRing(config.keys)
+    if config.dev:  # loud on purpose: the development keys and secrets are public
+        log.warning(
+            "DEVELOPMENT MODE (OMNICHANNEL_DEV=1): public dev-<channel>, dev-read and dev-admin keys, dev webhook "
+            "secrets and the demo page are served; never expose this process",
+            extra=kv(hash_key="dev" if config.hash_key == DEV_HASH_KEY else "configured"),
+        )
+    keyring = KeyRing(config.keys, config.read_keys, config.admin_keys)
     app.include_router(events_router(config, keyring, publisher.publish_many_async, clock, new_id))
     context = WebhookContext(config, keyring, publisher.publish_many_async, clock, wall_clock_s)
     for adapter in load_adapters(config.adapters).values():

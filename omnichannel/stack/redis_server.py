@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 
@@ -65,8 +66,14 @@ def require_redis_server(install_missing: bool, progress: Progress) -> str:
     return found
 
 
-def start_local_redis(run_dir: Path, install_missing: bool, progress: Progress) -> ServiceInfo:
-    """Start ``redis-server`` on a free loopback port with persistence off; return once it answers PING."""
+def start_local_redis(
+    run_dir: Path, install_missing: bool, progress: Progress, *, password: str | None = None
+) -> ServiceInfo:
+    """Start ``redis-server`` on a free loopback port with persistence off; return once it answers PING.
+
+    With ``password`` the server requires it (``requirepass``) and the returned address carries it
+    (``redis://:<password>@127.0.0.1:<port>/0``), as a deployment's ``REDIS_URL`` would.
+    """
     binary = require_redis_server(install_missing, progress)
     home = run_dir / "redis"
     home.mkdir(parents=True, exist_ok=True)
@@ -91,10 +98,11 @@ def start_local_redis(run_dir: Path, install_missing: bool, progress: Progress) 
                 "no",
                 "--protected-mode",
                 "yes",
+                *(["--requirepass", password] if password else []),
             ],
             log_file,
         )
-        url = f"redis://127.0.0.1:{port}/0"
+        url = f"redis://:{quote(password, safe='')}@127.0.0.1:{port}/0" if password else f"redis://127.0.0.1:{port}/0"
         try:
             wait_until(
                 functools.partial(redis_answers, url, 0.5),

@@ -22,6 +22,8 @@ from api_harness import Backbone
 
 PHONE = {"X-Api-Key": "dev-mobile_app"}
 TABLET = {"X-Api-Key": "dev-tablet"}
+#: Reads need the read key: channel keys only publish.
+READ = {"X-Api-Key": "dev-read"}
 RUNS = 30
 
 
@@ -78,7 +80,7 @@ def _journey(client: httpx.Client, token: str) -> list[dict[str, Any]]:
 
 
 def _lines(client: httpx.Client, customer: str) -> dict[str, int] | None:
-    answer = client.get(f"/v1/customers/{customer}/cart", headers=TABLET)
+    answer = client.get(f"/v1/customers/{customer}/cart", headers=READ)
     if answer.status_code != 200:
         return None
     return {line["product_id"]: line["quantity"] for line in answer.json()["cart"]["lines"]}
@@ -120,7 +122,7 @@ def test_retries_after_the_login_with_the_original_event_ids_change_nothing(back
     with httpx.Client(base_url=backbone.base_url, timeout=10) as client:
         sent = _journey(client, token)
         assert _settle(client, [customer], {"SKU-A": 1, "SKU-D": 1})[customer] == {"SKU-A": 1, "SKU-D": 1}
-        record = client.get(f"/v1/customers/{customer}", headers=TABLET).json()
+        record = client.get(f"/v1/customers/{customer}", headers=READ).json()
         for event in sent[:3] + sent[5:]:  # the phone's events, re-sent by its retry queue
             answer = client.post("/v1/events", json=event, headers=PHONE)
             assert answer.status_code == 202, answer.text
@@ -129,7 +131,7 @@ def test_retries_after_the_login_with_the_original_event_ids_change_nothing(back
         assert client.post("/v1/events", json=marker, headers=TABLET).status_code == 202
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # the marker, sent last, shows the retries were read too
-            after = client.get(f"/v1/customers/{customer}", headers=TABLET).json()
+            after = client.get(f"/v1/customers/{customer}", headers=READ).json()
             if (
                 after["customer"]["channels"].get("tablet", {}).get("count", 0)
                 > record["customer"]["channels"]["tablet"]["count"]
@@ -165,9 +167,9 @@ def test_an_operator_unlinks_a_wrong_email_and_both_sides_are_recomputed(backbon
         assert done.returncode == 0, done.stderr
         assert f"from customer:{customer}" in done.stdout
         assert _lines(client, customer) == {"SKU-D": 1}  # the phone's lines were never the customer's
-        phone = client.get(f"/v1/identities/anonymous_id/a-{token}", headers=TABLET)
+        phone = client.get(f"/v1/identities/anonymous_id/a-{token}", headers=READ)
         assert phone.status_code == 200 and phone.json()["customer_id"] is None, phone.text
-        anonymous_cart = client.get(f"/v1/customers/anonymous:a-{token}/cart", headers=TABLET)
+        anonymous_cart = client.get(f"/v1/customers/anonymous:a-{token}/cart", headers=READ)
         assert anonymous_cart.status_code == 200, anonymous_cart.text
         lines = {line["product_id"]: line["quantity"] for line in anonymous_cart.json()["cart"]["lines"]}
         assert lines == {"SKU-A": 1}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -15,6 +16,8 @@ from api_harness import Backbone
 
 PHONE = {"X-Api-Key": "dev-mobile_app"}
 TABLET = {"X-Api-Key": "dev-tablet"}
+#: Reads need the read key: channel keys only publish.
+READ = {"X-Api-Key": "dev-read"}
 
 
 def _event(channel: str, event_type: str, payload: dict[str, Any], **ids: str) -> dict[str, Any]:
@@ -46,6 +49,11 @@ def _eventually(client: httpx.Client, url: str, headers: dict[str, str], check: 
     pytest.fail(f"{url} never satisfied the check; last body: {body}")
 
 
+def _email_hash(token: str) -> str:
+    """The contract's email_hash of a test shopper (64 lowercase hex)."""
+    return hashlib.sha256(f"{token}@example.com".encode()).hexdigest()
+
+
 def test_a_logged_in_tablet_finds_the_phone_basket_and_its_freshness(backbone: Backbone) -> None:
     token = uuid.uuid4().hex[:8]
     with httpx.Client(base_url=backbone.base_url, timeout=10) as client:
@@ -53,7 +61,7 @@ def test_a_logged_in_tablet_finds_the_phone_basket_and_its_freshness(backbone: B
         _post(
             client,
             PHONE,
-            _event("mobile_app", "cart_line_added", line, anonymous_id=f"a-{token}", email_hash=f"e-{token}"),
+            _event("mobile_app", "cart_line_added", line, anonymous_id=f"a-{token}", email_hash=_email_hash(token)),
         )
         _post(
             client,
@@ -63,20 +71,20 @@ def test_a_logged_in_tablet_finds_the_phone_basket_and_its_freshness(backbone: B
         _post(
             client,
             TABLET,
-            _event("tablet", "login", {"method": "password"}, customer_id=f"C-{token}", email_hash=f"e-{token}"),
+            _event("tablet", "login", {"method": "password"}, customer_id=f"C-{token}", email_hash=_email_hash(token)),
         )
         who = _eventually(
-            client, f"/v1/identities/anonymous_id/a-{token}", TABLET, lambda b: b["customer_id"] == f"C-{token}"
+            client, f"/v1/identities/anonymous_id/a-{token}", READ, lambda b: b["customer_id"] == f"C-{token}"
         )
         assert who["profile"] == f"customer:C-{token}"
-        cart = _eventually(client, f"/v1/customers/C-{token}/cart", TABLET, lambda b: b["cart"]["lines"])
+        cart = _eventually(client, f"/v1/customers/C-{token}/cart", READ, lambda b: b["cart"]["lines"])
         assert [(x["product_id"], x["quantity"]) for x in cart["cart"]["lines"]] == [("SKU-1", 2)]
         assert set(cart["freshness"]) >= {"mobile_app", "tablet"}
-        record = _eventually(client, f"/v1/customers/C-{token}", TABLET, lambda b: b["customer"]["recent_searches"])
+        record = _eventually(client, f"/v1/customers/C-{token}", READ, lambda b: b["customer"]["recent_searches"])
         assert record["customer"]["recent_searches"] == ["lamp"]
         assert "_internal" not in record["customer"]
         # The phone, still anonymous, reads the same basket through its own id.
-        phone_view = client.get(f"/v1/customers/anonymous:a-{token}/cart", headers=PHONE).json()
+        phone_view = client.get(f"/v1/customers/anonymous:a-{token}/cart", headers=READ).json()
         assert phone_view["profile"] == f"customer:C-{token}"
 
 
@@ -90,7 +98,7 @@ def test_a_logged_in_tablet_finds_the_phone_basket_and_its_freshness(backbone: B
     ],
 )
 def test_unknown_things_get_a_clear_error(backbone: Backbone, url: str, status: int, error: str) -> None:
-    answer = httpx.get(backbone.base_url + url, headers=PHONE)
+    answer = httpx.get(backbone.base_url + url, headers=READ)
     assert answer.status_code == status
     assert answer.json()["error"] == error
     assert answer.json()["detail"]
@@ -109,6 +117,20 @@ def test_reads_need_a_valid_key(backbone: Backbone, headers: dict[str, str]) -> 
         assert "API key" in answer.json()["detail"]
 
 
+def test_channel_keys_publish_but_only_read_and_admin_keys_read(backbone: Backbone) -> None:
+    urls = ("/v1/customers/C-1", "/v1/customers/C-1/cart", "/v1/identities/customer_id/C-1", "/v1/typology")
+    for url in urls:
+        answer = httpx.get(backbone.base_url + url, headers=PHONE)
+        assert answer.status_code == 403, url
+        assert "read key (OMNICHANNEL_READ_KEYS)" in answer.json()["detail"]
+        assert httpx.get(backbone.base_url + url, headers={"X-Api-Key": "dev-admin"}).status_code in (200, 404), url
+    stream = httpx.get(f"{backbone.base_url}/v1/customers/C-1/cart/stream", params={"api_key": "dev-tablet"})
+    assert stream.status_code == 403, "a channel key in ?api_key= does not open the live cart either"
+    event = _event("mobile_app", "page_viewed", {"url": "app://home", "title": None, "referrer": None})
+    published = httpx.post(f"{backbone.base_url}/v1/events", json=event, headers=READ)
+    assert (published.status_code, published.json()["error"]) == (403, "forbidden_scope")
+
+
 def _first_sse_data(lines: Iterator[str]) -> dict[str, Any]:
     for line in lines:
         if line.startswith("data:"):
@@ -121,7 +143,7 @@ def test_the_live_stream_pushes_each_change_and_follows_a_login(backbone: Backbo
     token = uuid.uuid4().hex[:8]
     with (
         httpx.Client(base_url=backbone.base_url, timeout=30) as client,
-        client.stream("GET", f"/v1/customers/anonymous:p-{token}/cart/stream", headers=PHONE) as response,
+        client.stream("GET", f"/v1/customers/anonymous:p-{token}/cart/stream", headers=READ) as response,
     ):
         stream = response.iter_lines()
         first = _first_sse_data(stream)
@@ -156,7 +178,7 @@ def test_clients_that_disconnect_leave_no_subscription_behind(backbone: Backbone
     before = subscriptions()
     for i in range(40):
         with httpx.stream(
-            "GET", f"{backbone.base_url}/v1/customers/C-leak-{i}/cart/stream", headers=PHONE, timeout=10
+            "GET", f"{backbone.base_url}/v1/customers/C-leak-{i}/cart/stream", headers=READ, timeout=10
         ) as stream:
             assert _first_sse_data(stream.iter_lines())["cart"]["lines"] == []
     deadline = time.monotonic() + 20

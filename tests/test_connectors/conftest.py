@@ -35,6 +35,8 @@ KEYS = {
     "apps-key-0123456789": frozenset({"mobile_app", "tablet"}),
 }
 SECRETS = {"email": "email-secret-0123456789", "sms": "sms-secret-0123456789"}
+#: The keyed hash's secret in tests (OMNICHANNEL_HASH_KEY).
+HASH_KEY = b"hash-key-of-the-tests-0123456789"
 
 Record = tuple[str, dict[str, Any], int]  # key, decoded event, partition
 ReadBack = Callable[..., list[Record]]
@@ -79,7 +81,9 @@ def dead_publisher(codec: AvroCodec, topic_for: Callable[[str], str]) -> Iterato
 
 @pytest.fixture
 def config() -> CollectorConfig:
-    return CollectorConfig(keys=KEYS, webhook_secrets=SECRETS, max_body_bytes=64_000, max_batch_events=20)
+    return CollectorConfig(
+        hash_key=HASH_KEY, keys=KEYS, webhook_secrets=SECRETS, max_body_bytes=64_000, max_batch_events=20
+    )
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ nothing was published (a valid marker event sent afterwards is the only record o
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +28,11 @@ def _event(event_type: str = "cart_line_added", **changes: Any) -> dict[str, Any
     event = sample_event(event_type, **{"channel": "web", **changes})
     del event["received_at_ms"], event["source_system"]
     return event
+
+
+def _with_ids(**identities: str) -> dict[str, Any]:
+    event = _event()
+    return {**event, "identities": {**event["identities"], **identities}}
 
 
 @pytest.mark.parametrize(
@@ -68,6 +74,16 @@ def test_the_collector_fills_the_id_and_the_channel_of_a_one_channel_key(
     assert key == f"event:{stored['event_id']}"
     assert stored["channel"] == "web"
     assert stored["payload"] == {"query": "lamp", "results_count": None}
+
+
+def test_identifier_hashes_of_the_documented_shape_are_stored_as_sent(
+    client: TestClient, topic_for: Callable[[str], str], read_back: ReadBack
+) -> None:
+    email_hash, phone_hash = hashlib.sha256(b"ana@example.com").hexdigest(), "0f" * 32
+    response = client.post("/v1/events", json=_with_ids(email_hash=email_hash, phone_hash=phone_hash), headers=WEB)
+    assert response.status_code == 202, response.text
+    ((_, stored, _),) = read_back(topic_for("web"), 1)
+    assert (stored["identities"]["email_hash"], stored["identities"]["phone_hash"]) == (email_hash, phone_hash)
 
 
 def test_a_batch_reports_each_event_and_stores_the_valid_ones(
@@ -112,6 +128,7 @@ OVERSIZED = {
 }
 TABLET = {"X-Api-Key": "tablet-key-0123456789"}
 
+
 BAD_INPUT = [
     # (id, headers, body (bytes or JSON), status, error code, text the body must contain, marker channel)
     ("malformed json", WEB, b'{"event_type": "login",', 400, "malformed_json", "line 1 column", "web"),
@@ -146,6 +163,27 @@ BAD_INPUT = [
     ),
     ("unknown channel", WEB, _event(channel="fax"), 422, "invalid_event", "'fax' is not one of", "web"),
     ("unknown field", WEB, {**_event(), "colour": "red"}, 422, "invalid_event", "colour", "web"),
+    (
+        "clear e-mail as email_hash",
+        WEB,
+        _with_ids(email_hash="alice.martin@example.com"),
+        422,
+        "invalid_event",
+        "identities.email_hash",
+        "web",
+    ),
+    ("phone as phone_hash", WEB, _with_ids(phone_hash="+447700900123"), 422, "invalid_event", "phone_hash", "web"),
+    ("upper-case hash", WEB, _with_ids(email_hash="AB" * 32), 422, "invalid_event", "lowercase hex", "web"),
+    ("short hash", WEB, _with_ids(phone_hash="ab" * 31), 422, "invalid_event", "identities.phone_hash", "web"),
+    (
+        "clear e-mail in a batch",
+        WEB,
+        {"events": [_with_ids(email_hash="alice@example.com")]},
+        422,
+        "invalid_events",
+        "events[0].identities.email_hash",
+        "web",
+    ),
     ("array body", WEB, [_event()], 422, "invalid_body", "got a JSON array", "web"),
     ("empty batch", WEB, {"events": []}, 422, "invalid_body", "empty", "web"),
     ("batch not a list", WEB, {"events": {"a": 1}}, 422, "invalid_body", "expected a list", "web"),
@@ -200,7 +238,7 @@ def test_bad_input_is_a_4xx_naming_the_problem_and_nothing_is_published(
 
 
 def test_kafka_unreachable_is_a_503_with_retry_after_after_a_bounded_wait(dead_publisher: Publisher) -> None:
-    config = CollectorConfig(keys={"web-key-0123456789": frozenset({"web"})}, retry_after_s=3)
+    config = CollectorConfig(hash_key=b"k" * 32, keys={"web-key-0123456789": frozenset({"web"})}, retry_after_s=3)
     with TestClient(create_app(config, dead_publisher)) as client:
         started = time.monotonic()
         response = client.post("/v1/events", json=_event(), headers=WEB)

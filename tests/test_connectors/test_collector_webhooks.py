@@ -12,6 +12,8 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from connectors.config import CollectorConfig
+from connectors.hashing import keyed_email_hash, keyed_phone_hash
 from connectors.native import stable_event_id
 from connectors.signatures import sign
 
@@ -39,7 +41,7 @@ def _mail(event: str, **extra: Any) -> dict[str, Any]:
 
 
 def test_signed_email_events_are_stored(
-    client: TestClient, topic_for: Callable[[str], str], read_back: ReadBack
+    client: TestClient, config: CollectorConfig, topic_for: Callable[[str], str], read_back: ReadBack
 ) -> None:
     native = [_mail("delivered"), _mail("click", url="https://shop.example/x"), _mail("deferred"), _mail("unsubscribe")]
     body = orjson.dumps(native)
@@ -54,7 +56,8 @@ def test_signed_email_events_are_stored(
     key, clicked, _ = records[1]
     assert key == "customer:C-42"
     assert clicked["payload"]["url"] == "https://shop.example/x"
-    assert clicked["identities"]["email_hash"] == hashlib.sha256(b"ana@example.com").hexdigest()
+    assert clicked["identities"]["email_hash"] == keyed_email_hash(config.hash_key, "ana@example.com")
+    assert clicked["identities"]["email_hash"] != hashlib.sha256(b"ana@example.com").hexdigest(), "keyed, not bare"
     assert clicked["source_system"] == "email-webhook"
     assert clicked["event_id"] == stable_event_id("email", native[1]["event_id"])
 
@@ -105,7 +108,7 @@ def test_a_malformed_email_item_rejects_the_whole_payload(
 
 
 def test_form_encoded_sms_callbacks_are_verified_and_stored(
-    client: TestClient, topic_for: Callable[[str], str], read_back: ReadBack
+    client: TestClient, config: CollectorConfig, topic_for: Callable[[str], str], read_back: ReadBack
 ) -> None:
     forms = [
         {
@@ -133,7 +136,7 @@ def test_form_encoded_sms_callbacks_are_verified_and_stored(
         "promo_code": "SMS10",
         "url": None,
     }
-    assert delivered["identities"]["phone_hash"] == hashlib.sha256(PHONE.encode()).hexdigest()
+    assert delivered["identities"]["phone_hash"] == keyed_phone_hash(config.hash_key, PHONE)
     assert stop["event_type"] == "consent_changed" and stop["payload"]["granted"] is False
 
 

@@ -5,7 +5,6 @@ Each mapped event is also run through the envelope validation, so a mapping cann
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import pytest
@@ -23,12 +22,14 @@ from connectors.channels import (
 )
 from connectors.envelope import normalise
 from connectors.errors import InvalidEventError, SignatureError
+from connectors.hashing import keyed_email_hash, keyed_phone_hash
 from connectors.native import stable_event_id
 from connectors.signatures import sign, verify
 
 PHONE = "+447700900123"
-PHONE_HASH = hashlib.sha256(PHONE.encode()).hexdigest()
-EMAIL_HASH = hashlib.sha256(b"ana@example.com").hexdigest()
+HASH_KEY = b"hash-key-of-the-tests-0123456789"
+PHONE_HASH = keyed_phone_hash(HASH_KEY, PHONE)
+EMAIL_HASH = keyed_email_hash(HASH_KEY, "ana@example.com")
 
 
 def _valid(event: dict[str, Any]) -> dict[str, Any]:
@@ -176,7 +177,7 @@ CALL_END = {
 
 
 def test_call_start_and_end_map_to_contact_events_with_the_agent_as_actor() -> None:
-    started, ended = (_valid(e) for e in call_centre.to_events([CALL_START, CALL_END]).events)
+    started, ended = (_valid(e) for e in call_centre.to_events([CALL_START, CALL_END], hash_key=HASH_KEY).events)
     assert started["event_type"] == "contact_started"
     assert started["payload"] == {
         "contact_id": "CALL-1",
@@ -210,7 +211,7 @@ def test_call_start_and_end_map_to_contact_events_with_the_agent_as_actor() -> N
 )
 def test_bad_call_events_name_the_field(document: Any, path: str, reason: str) -> None:
     with pytest.raises(InvalidEventError) as caught:
-        call_centre.to_events(document)
+        call_centre.to_events(document, hash_key=HASH_KEY)
     assert reason in _problems(caught)[path]
 
 
@@ -241,7 +242,7 @@ def _mail(event: str, **extra: Any) -> dict[str, Any]:
     ],
 )
 def test_email_events_map_to_campaign_touches(native: dict[str, Any], action: str) -> None:
-    (event,) = email_provider.to_events([native]).events
+    (event,) = email_provider.to_events([native], hash_key=HASH_KEY).events
     event = _valid(event)
     assert event["event_type"] == "campaign_touched"
     assert event["payload"]["action"] == action
@@ -254,7 +255,7 @@ def test_email_events_map_to_campaign_touches(native: dict[str, Any], action: st
 
 def test_email_unsubscribe_is_a_refused_consent_and_a_clear_address_is_hashed() -> None:
     native = {**_mail("unsubscribe"), "recipient_sha256": None, "email": " Ana@Example.com "}
-    (event,) = email_provider.to_events([native]).events
+    (event,) = email_provider.to_events([native], hash_key=HASH_KEY).events
     assert _valid(event)["event_type"] == "consent_changed"
     assert event["payload"] == {"purpose": "marketing_email", "channel": "email", "granted": False}
     assert event["identities"]["email_hash"] == EMAIL_HASH
@@ -262,7 +263,9 @@ def test_email_unsubscribe_is_a_refused_consent_and_a_clear_address_is_hashed() 
 
 
 def test_email_events_not_tracked_are_listed_as_ignored() -> None:
-    mapped = email_provider.to_events([_mail("deferred"), _mail("open", campaign_id=None), _mail("open")])
+    mapped = email_provider.to_events(
+        [_mail("deferred"), _mail("open", campaign_id=None), _mail("open")], hash_key=HASH_KEY
+    )
     assert len(mapped.events) == 1
     assert [(p.path, "retry" in p.reason or "transactional" in p.reason) for p in mapped.ignored] == [
         ("[0]", True),
@@ -283,7 +286,7 @@ def test_email_events_not_tracked_are_listed_as_ignored() -> None:
 )
 def test_bad_email_payloads_name_the_field(document: Any, path: str, reason: str) -> None:
     with pytest.raises(InvalidEventError) as caught:
-        email_provider.to_events(document)
+        email_provider.to_events(document, hash_key=HASH_KEY)
     assert reason in _problems(caught)[path]
 
 
@@ -329,7 +332,7 @@ def _sms(status: str, **extra: str) -> dict[str, str]:
 def test_sms_callbacks_map_to_touches_or_consent(
     form: dict[str, str], event_type: str, expected: dict[str, Any]
 ) -> None:
-    (event,) = sms.to_events(form, signed_at_s=1_732_357_200).events
+    (event,) = sms.to_events(form, signed_at_s=1_732_357_200, hash_key=HASH_KEY).events
     event = _valid(event)
     assert event["event_type"] == event_type
     assert expected.items() <= event["payload"].items()
@@ -339,8 +342,8 @@ def test_sms_callbacks_map_to_touches_or_consent(
 
 
 def test_sms_statuses_not_tracked_are_ignored() -> None:
-    assert sms.to_events(_sms("failed", CampaignId="X"), signed_at_s=1).events == []
-    assert sms.to_events(_sms("delivered"), signed_at_s=1).ignored[0].path == "CampaignId"
+    assert sms.to_events(_sms("failed", CampaignId="X"), signed_at_s=1, hash_key=HASH_KEY).events == []
+    assert sms.to_events(_sms("delivered"), signed_at_s=1, hash_key=HASH_KEY).ignored[0].path == "CampaignId"
 
 
 @pytest.mark.parametrize(
@@ -355,7 +358,7 @@ def test_sms_statuses_not_tracked_are_ignored() -> None:
 )
 def test_bad_sms_callbacks_name_the_field(form: dict[str, str], path: str, reason: str) -> None:
     with pytest.raises(InvalidEventError) as caught:
-        sms.to_events(form, signed_at_s=1)
+        sms.to_events(form, signed_at_s=1, hash_key=HASH_KEY)
     assert reason in _problems(caught)[path]
 
 

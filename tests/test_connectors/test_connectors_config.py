@@ -5,14 +5,16 @@ from __future__ import annotations
 import pytest
 
 from connectors.config import CollectorConfig
+from connectors.hashing import DEV_HASH_KEY
 from omnichannel.errors import ConfigError
 
 LONG = "k" * 16
+HASH = {"OMNICHANNEL_HASH_KEY": "h" * 32}
 
 
 def test_keys_map_to_their_channels_and_a_key_may_serve_several() -> None:
     config = CollectorConfig.from_env(
-        {"OMNICHANNEL_CHANNEL_KEYS": f"web={LONG}1, mobile_app={LONG}2,tablet={LONG}2", "OMNICHANNEL_DEV": ""}
+        {"OMNICHANNEL_CHANNEL_KEYS": f"web={LONG}1, mobile_app={LONG}2,tablet={LONG}2", "OMNICHANNEL_DEV": "", **HASH}
     )
     assert config.channels_of(f"{LONG}1") == {"web"}
     assert config.channels_of(f"{LONG}2") == {"mobile_app", "tablet"}
@@ -31,6 +33,7 @@ def test_limits_and_secrets_are_read() -> None:
             "OMNICHANNEL_PUBLISH_TIMEOUT_S": "0.5",
             "OMNICHANNEL_RETRY_AFTER_S": "7",
             "OMNICHANNEL_ADAPTERS": "web, email_provider",
+            **HASH,
         }
     )
     assert (config.max_body_bytes, config.max_batch_events, config.publish_timeout_s) == (2048, 10, 0.5)
@@ -43,15 +46,48 @@ def test_development_defaults_only_with_the_dev_flag() -> None:
     config = CollectorConfig.from_env({"OMNICHANNEL_DEV": "1"})
     assert config.channels_of("dev-web") == {"web"}
     assert config.webhook_secrets["sms"] == "dev-sms-secret"
+    assert (config.read_keys, config.admin_keys) == ({"dev-read"}, {"dev-admin"})
+    assert config.hash_key == DEV_HASH_KEY
     with pytest.raises(ConfigError, match="OMNICHANNEL_CHANNEL_KEYS"):
-        CollectorConfig.from_env({})
+        CollectorConfig.from_env(HASH)
 
 
-def test_dev_defaults_do_not_override_configured_keys() -> None:
-    config = CollectorConfig.from_env({"OMNICHANNEL_DEV": "1", "OMNICHANNEL_CHANNEL_KEYS": "web=mine"})
-    assert config.channels_of("mine") == {"web"}
-    assert config.channels_of("dev-web") is None
-    assert config.channels_of("dev-tablet") == {"tablet"}
+@pytest.mark.parametrize(
+    "variable",
+    ["OMNICHANNEL_CHANNEL_KEYS", "OMNICHANNEL_WEBHOOK_SECRETS", "OMNICHANNEL_READ_KEYS", "OMNICHANNEL_ADMIN_KEYS"],
+)
+def test_development_mode_refuses_to_start_beside_real_credentials(variable: str) -> None:
+    value = f"web={LONG}" if variable == "OMNICHANNEL_CHANNEL_KEYS" else f"sms={LONG}"
+    value = LONG if variable in ("OMNICHANNEL_READ_KEYS", "OMNICHANNEL_ADMIN_KEYS") else value
+    with pytest.raises(ConfigError, match=f"OMNICHANNEL_DEV=1 is set beside real credentials \\({variable}\\)"):
+        CollectorConfig.from_env({"OMNICHANNEL_DEV": "1", variable: value, **HASH})
+
+
+def test_the_hash_key_is_required_outside_development_mode() -> None:
+    keys = {"OMNICHANNEL_CHANNEL_KEYS": f"web={LONG}"}
+    with pytest.raises(ConfigError, match="OMNICHANNEL_HASH_KEY is not set"):
+        CollectorConfig.from_env(keys)
+    with pytest.raises(ConfigError, match="OMNICHANNEL_HASH_KEY is shorter than 16"):
+        CollectorConfig.from_env({**keys, "OMNICHANNEL_HASH_KEY": "short"})
+    config = CollectorConfig.from_env({**keys, **HASH})
+    assert config.hash_key == b"h" * 32
+    assert "hhhh" not in repr(config)
+    dev = CollectorConfig.from_env({"OMNICHANNEL_DEV": "1", **HASH})
+    assert dev.hash_key == b"h" * 32, "a configured hash key is used in development mode too"
+
+
+def test_read_and_admin_keys_are_read() -> None:
+    config = CollectorConfig.from_env(
+        {
+            "OMNICHANNEL_CHANNEL_KEYS": f"web={LONG}",
+            "OMNICHANNEL_READ_KEYS": f"{LONG}r1, {LONG}r2",
+            "OMNICHANNEL_ADMIN_KEYS": f"{LONG}a",
+            **HASH,
+        }
+    )
+    assert config.read_keys == {f"{LONG}r1", f"{LONG}r2"}
+    assert config.admin_keys == {f"{LONG}a"}
+    assert "r1" not in repr(config)
 
 
 @pytest.mark.parametrize(
@@ -62,8 +98,9 @@ def test_dev_defaults_do_not_override_configured_keys() -> None:
         ({"OMNICHANNEL_CHANNEL_KEYS": LONG}, "is not channel=value"),
         ({"OMNICHANNEL_CHANNEL_KEYS": f"web={LONG}", "OMNICHANNEL_MAX_BODY_BYTES": "-1"}, "positive number"),
         ({"OMNICHANNEL_CHANNEL_KEYS": f"web={LONG}", "OMNICHANNEL_RETRY_AFTER_S": "soon"}, "positive number"),
+        ({"OMNICHANNEL_CHANNEL_KEYS": f"web={LONG}", "OMNICHANNEL_READ_KEYS": "short"}, "READ_KEYS: a key is shorter"),
     ],
 )
 def test_bad_settings_are_named(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        CollectorConfig.from_env(env)
+        CollectorConfig.from_env({**HASH, **env})

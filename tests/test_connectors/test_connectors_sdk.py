@@ -48,7 +48,9 @@ def url(config: CollectorConfig, publisher: Publisher) -> Iterator[str]:
 
 @pytest.fixture
 def dead_url(dead_publisher: Publisher) -> Iterator[str]:
-    yield from _serve(CollectorConfig(keys={KEY: frozenset({"web"})}, retry_after_s=2), dead_publisher)
+    yield from _serve(
+        CollectorConfig(hash_key=b"k" * 32, keys={KEY: frozenset({"web"})}, retry_after_s=2), dead_publisher
+    )
 
 
 def test_tracked_events_are_batched_and_stored(url: str, topic_for: Callable[[str], str], read_back: ReadBack) -> None:

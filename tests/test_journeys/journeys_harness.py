@@ -34,7 +34,7 @@ from schemas.topics import catalogue_for, channel_topic
 #: Quiet periods of the tests (seconds): short, but long enough that a cancelling event published right after
 #: the cart is applied well before the check comes due.
 QUIET_S = 3.0
-READ_KEY = {"X-Api-Key": "dev-web"}
+READ_KEY = {"X-Api-Key": "dev-read"}  # reads need the read key: channel keys only publish
 NO_IDS = {"anonymous_id": None, "customer_id": None, "email_hash": None, "phone_hash": None, "loyalty_card": None}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -253,3 +254,60 @@ def carts_by_customer(pipeline: Pipeline) -> dict[str, dict[str, int]]:
         cart = pipeline.cart(f"customer:C{i}")
         found[f"C{i}"] = {line["product_id"]: line["quantity"] for line in (cart or {}).get("lines", [])}
     return found
+
+
+def _ids(anonymous: str | None = None, customer: str | None = None) -> dict[str, Any]:
+    return {
+        "anonymous_id": anonymous,
+        "customer_id": customer,
+        "email_hash": None,
+        "phone_hash": None,
+        "loyalty_card": None,
+    }
+
+
+def _device(device_id: str, kind: str) -> dict[str, Any]:
+    return {"device_id": device_id, "kind": kind, "role": "customer_owned"}
+
+
+def _add(channel: str, ids: dict[str, Any], device: dict[str, Any], product: str, qty: int, at: int) -> dict[str, Any]:
+    payload = {"product_id": product, "quantity": qty, "unit_price_cents": 1000, "currency": "EUR"}
+    return sample_event(
+        "cart_line_added", channel=channel, identities=ids, device=device, occurred_at_ms=at, payload=payload
+    )
+
+
+def point_one_journey(token: str, now: int) -> list[dict[str, Any]]:
+    """Phone adds A x1, B x2 anonymously and saves the basket with an e-mail; the tablet logs in with it and
+    adds D; the phone removes B (the merge-core issue's point 1)."""
+    email = hashlib.sha256(token.encode()).hexdigest()
+    phone, tablet = _device(f"phone-{token}", "phone"), _device(f"tablet-{token}", "tablet")
+    anonymous = _ids(anonymous=f"a-{token}")
+    customer = _ids(customer=f"C-{token}")
+    return [
+        _add("mobile_app", anonymous, phone, "SKU-A", 1, now),
+        _add("mobile_app", anonymous, phone, "SKU-B", 2, now + 1),
+        sample_event(
+            "identify",
+            channel="mobile_app",
+            identities={**anonymous, "email_hash": email},
+            device=phone,
+            occurred_at_ms=now + 2,
+        ),
+        sample_event(
+            "login",
+            channel="tablet",
+            identities={**customer, "email_hash": email},
+            device=tablet,
+            occurred_at_ms=now + 3,
+        ),
+        _add("tablet", customer, tablet, "SKU-D", 1, now + 4),
+        sample_event(
+            "cart_line_removed",
+            channel="mobile_app",
+            identities=anonymous,
+            device=phone,
+            payload={"product_id": "SKU-B"},
+            occurred_at_ms=now + 5,
+        ),
+    ]

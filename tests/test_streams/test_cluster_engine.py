@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,7 +196,11 @@ async def consume(
     return store
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: CI runs 150 schedules; before changing the core, run many more: OMNICHANNEL_PROPERTY_EXAMPLES=5000 pytest ...
+EXAMPLES = int(os.environ.get("OMNICHANNEL_PROPERTY_EXAMPLES", "150"))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     spec=events_strategy,
     data=st.data(),

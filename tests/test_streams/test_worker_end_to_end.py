@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from typing import Any
 
-from streams_harness import Pipeline
+from streams_harness import Pipeline, point_one_journey
 
 from schemas.samples import sample_event
 
@@ -127,49 +126,13 @@ def test_poison_records_go_to_the_dead_letter_topic_and_processing_continues(
     assert "quantity" in by_stage["business-rule"]["reason"]
 
 
-def _point_one_journey(token: str, now: int) -> list[dict[str, Any]]:
-    """Phone adds A x1, B x2 anonymously and saves the basket with an e-mail; the tablet logs in with it and
-    adds D; the phone removes B (the merge-core issue's point 1)."""
-    email = hashlib.sha256(token.encode()).hexdigest()
-    phone, tablet = _device(f"phone-{token}", "phone"), _device(f"tablet-{token}", "tablet")
-    anonymous = _ids(anonymous=f"a-{token}")
-    customer = _ids(customer=f"C-{token}")
-    return [
-        _add("mobile_app", anonymous, phone, "SKU-A", 1, now),
-        _add("mobile_app", anonymous, phone, "SKU-B", 2, now + 1),
-        sample_event(
-            "identify",
-            channel="mobile_app",
-            identities={**anonymous, "email_hash": email},
-            device=phone,
-            occurred_at_ms=now + 2,
-        ),
-        sample_event(
-            "login",
-            channel="tablet",
-            identities={**customer, "email_hash": email},
-            device=tablet,
-            occurred_at_ms=now + 3,
-        ),
-        _add("tablet", customer, tablet, "SKU-D", 1, now + 4),
-        sample_event(
-            "cart_line_removed",
-            channel="mobile_app",
-            identities=anonymous,
-            device=phone,
-            payload={"product_id": "SKU-B"},
-            occurred_at_ms=now + 5,
-        ),
-    ]
-
-
 def test_journeys_produced_while_the_worker_is_stopped_apply_from_the_backlog(
     pipeline_factory: Callable[..., Pipeline],
 ) -> None:
     pipeline = pipeline_factory(start=False)
     now = int(time.time() * 1000)
     tokens = [f"b{n}" for n in range(30)]
-    events = [e for n, token in enumerate(tokens) for e in _point_one_journey(token, now + 10 * n)]
+    events = [e for n, token in enumerate(tokens) for e in point_one_journey(token, now + 10 * n)]
     pipeline.publish(events)  # the whole backlog waits in Kafka, every step "back to back" for the worker
     pipeline.worker.start()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import redis as redis_lib
-from streams_harness import Pipeline, carts_by_customer, random_cart_traffic
+from streams_harness import Pipeline, carts_by_customer, point_one_journey, random_cart_traffic
 
 from omnichannel.stack.model import quiet
 from omnichannel.stack.processes import stop
@@ -39,6 +39,35 @@ def test_sigkill_in_the_middle_loses_nothing_and_applies_nothing_twice(
     )
     time.sleep(2)  # anything applied twice would show up after the match
     assert carts_by_customer(pipeline) == model
+
+
+def test_kill_9_right_after_logins_never_doubles_the_anonymous_basket(
+    pipeline_factory: Callable[..., Pipeline],
+) -> None:
+    # The merge-core issue's point 6: a worker killed between applying logins and committing their offsets.
+    # Small batches so the kill lands with logins applied in Redis and not committed in Kafka.
+    pipeline = pipeline_factory(start=False, extra_env={"OMNICHANNEL_BATCH_MAX": "7"})
+    now = int(time.time() * 1000)
+    tokens = [f"k{n}" for n in range(40)]
+    pipeline.publish([e for n, t in enumerate(tokens) for e in point_one_journey(t, now + 10 * n)])
+    expected = {t: {"SKU-A": 1, "SKU-D": 1} for t in tokens}
+
+    def carts() -> dict[str, dict[str, int]]:
+        found = {}
+        for token in tokens:
+            cart = pipeline.cart(f"customer:C-{token}")
+            found[token] = {line["product_id"]: line["quantity"] for line in (cart or {}).get("lines", [])}
+        return found
+
+    for _round in range(3):
+        pipeline.worker.start()
+        pipeline.wait_for(lambda: any(carts().values()), what="a first login applied")
+        pipeline.worker.kill(signal.SIGKILL)
+    assert carts() != expected, "the worker finished before it was killed: the crash tested nothing"
+    pipeline.worker.start()
+    pipeline.wait_for(lambda: carts() == expected, timeout=180, what="every cart to equal the sequential reading")
+    time.sleep(2)
+    assert carts() == expected
 
 
 def test_redis_outage_stops_the_worker_without_skipping_and_a_restart_applies_the_event(
