@@ -2,13 +2,15 @@
 
 For a batch of items (events, due checks, or nothing but a re-fold after an unlink) :meth:`ClusterEngine.apply`
 
-1. reads, from a :class:`ClusterStore`, the clusters owning the items' identifiers: members, event log,
-   the state last derived, and the operator's unlinked identifiers;
+1. reads, from a :class:`ClusterStore`, the clusters owning the items' identifiers: members, the state last
+   derived (graph, carts, records), the last item folded, which of the batch's ids the log already holds, and
+   the operator's unlinked identifiers;
 2. unites clusters that the batch's events connect (union-find: the survivor is the smallest cluster id)
    and adds the batch's items to the union of their logs (an id already there keeps the preferred copy,
    :func:`streams.domain.fold.preferred`: a duplicate or a replay is a no-op);
-3. folds each touched cluster from its whole log (:func:`streams.domain.fold.fold`) and compares the
-   result with the state last derived;
+3. folds each touched cluster (:func:`streams.domain.fold.fold`): from the state last derived when every new
+   item comes after the last one folded (the common case: the cost of the new items only), otherwise from
+   its whole log (a late event, a replay, a union, an unlink); then compares with the state last derived;
 4. commits members, log entries, derived carts/records/identity index, and deletions, all or nothing, and only
    if nobody committed to the same clusters since step 1 (otherwise re-reads and tries again).
 
@@ -30,7 +32,9 @@ from streams.domain.fold import (
     FoldHooks,
     FoldResult,
     FoldRules,
+    FoldStart,
     Item,
+    ProfileState,
     fold,
     ident,
     item_from_json,
@@ -66,11 +70,12 @@ class StoredProfile:
 
 @dataclass(frozen=True)
 class StoredCluster:
-    """A cluster as the store holds it."""
+    """A cluster as the store holds it (its log is read only when a whole fold is needed)."""
 
     cid: str
     members: frozenset[str]
-    log: Mapping[str, str]  # item id -> canonical JSON (streams.domain.fold.item_to_json)
+    present: frozenset[str]  # those of the batch's item ids already in the log
+    last: tuple[int, str] | None  # order key of the last item folded
     profiles: Mapping[str, StoredProfile]
     owners: Mapping[str, str]  # identifier (type:value) -> profile key, as last derived
 
@@ -93,6 +98,7 @@ class ClusterWrite:
     members: frozenset[str]
     reindex: frozenset[str]  # identifiers whose cluster becomes ``cid``
     log_entries: dict[str, str]
+    last: tuple[int, str] | None
     absorbed: list[str]  # cluster ids merged into ``cid``: their keys go
     profiles: dict[str, StoredProfile]  # changed derived state
     dropped_profiles: set[str]  # profile keys no longer derived
@@ -104,8 +110,12 @@ class ClusterWrite:
 class ClusterStore(Protocol):
     """Where clusters live (Redis in production, :class:`streams.testing.MemoryClusterStore` in unit tests)."""
 
-    async def read(self, identifiers: Collection[str]) -> ClusterView:
+    async def read(self, identifiers: Collection[str], item_ids: Collection[str]) -> ClusterView:
         """Start an optimistic transaction and read the clusters of ``identifiers``."""
+        ...
+
+    async def logs(self, view: ClusterView, cids: Collection[str]) -> dict[str, dict[str, str]]:
+        """The whole logs of ``cids`` (item id -> canonical JSON), in the transaction of ``view``."""
         ...
 
     async def commit(self, view: ClusterView, writes: Sequence[ClusterWrite]) -> bool:
@@ -137,6 +147,18 @@ class ClusterOutcome:
     before: Mapping[str, StoredProfile]
     derived: dict[str, StoredProfile] = field(default_factory=dict)  # every profile's state now
     changed: dict[str, StoredProfile] = field(default_factory=dict)  # those written by this commit
+    whole: bool = False  # folded from the whole log (False: from the state last derived)
+
+
+@dataclass
+class _Group:
+    """The clusters one batch's items end up uniting, and what to add to them."""
+
+    cid: str
+    old_cids: list[str]
+    fresh: list[str]  # identifiers nobody had seen
+    news: dict[str, tuple[Item, str]]  # item id -> (item, canonical JSON), the preferred copy
+    refold: bool  # asked to fold again without new items (an unlink)
 
 
 class ClusterEngine:
@@ -156,11 +178,20 @@ class ClusterEngine:
         wanted = sorted({i for n in batch for i in n.identifiers})
         if not wanted:
             return [], None
+        item_ids = sorted({n.item.item_id for n in batch if n.item is not None})
         for _attempt in range(_MAX_ATTEMPTS):
             out = self._hooks.new_output() if self._hooks is not None else None
-            view = await self._store.read(wanted)
+            view = await self._store.read(wanted, item_ids)
             try:
-                outcomes, writes = self._plan(view, batch, out)
+                groups = _group(view, batch)
+                whole = [g for g in groups if not self._incremental(view, g)]
+                logs = await self._store.logs(view, [c for g in whole for c in g.old_cids]) if whole else {}
+                outcomes: list[ClusterOutcome] = []
+                writes: list[ClusterWrite] = []
+                for group in groups:
+                    outcome, write = self._fold(view, group, logs if group in whole else None, out)
+                    outcomes.append(outcome)
+                    writes.append(write)
             except BaseException:
                 await self._store.abort(view)
                 raise
@@ -172,119 +203,161 @@ class ClusterEngine:
             "a loop - check the workers' logs"
         )
 
-    def _plan(
-        self, view: ClusterView, batch: Sequence[NewItem], out: Any
-    ) -> tuple[list[ClusterOutcome], list[ClusterWrite]]:
-        parent: dict[str, str] = {}
+    @staticmethod
+    def _incremental(view: ClusterView, group: _Group) -> bool:
+        """True when folding on from the state last derived equals folding the whole log."""
+        if group.refold or len(group.old_cids) != 1:
+            return not group.old_cids and not group.refold  # a new cluster: nothing before its items
+        stored = view.clusters[group.old_cids[0]]
+        if stored.last is None or stored.present & group.news.keys():
+            return False
+        return all(item.order > stored.last for item, _ in group.news.values())
 
-        def find(node: str) -> str:
-            root = node
-            while parent.setdefault(root, root) != root:
-                root = parent[root]
-            while parent[node] != root:
-                parent[node], node = root, parent[node]
-            return root
-
-        def union(a: str, b: str) -> None:
-            ra, rb = find(a), find(b)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
-
-        # Nodes: "c" + cluster id for known clusters, "i" + identifier for unknown identifiers.
-        def node_of(identifier: str) -> str:
-            cid = view.index.get(identifier)
-            return f"c{cid}" if cid is not None else f"i{identifier}"
-
-        for new in batch:
-            nodes = [node_of(i) for i in new.identifiers]
-            find(nodes[0])
-            for other in nodes[1:]:
-                union(nodes[0], other)
-        groups: dict[str, list[NewItem]] = {}
-        for new in batch:
-            groups.setdefault(find(node_of(new.identifiers[0])), []).append(new)
-
+    def _fold(
+        self, view: ClusterView, group: _Group, logs: dict[str, dict[str, str]] | None, out: Any
+    ) -> tuple[ClusterOutcome, ClusterWrite]:
+        stored = [view.clusters[c] for c in group.old_cids]
+        members = frozenset(group.fresh).union(*(s.members for s in stored))
         unlinked = frozenset(parse_ident(i) for i in view.unlinked)
-        outcomes: list[ClusterOutcome] = []
-        writes: list[ClusterWrite] = []
-        for root, news in groups.items():
-            nodes = [n for n in parent if find(n) == root]
-            old_cids = sorted(n[1:] for n in nodes if n.startswith("c"))
-            fresh_ids = sorted(n[1:] for n in nodes if n.startswith("i"))
-            if not old_cids and all(n.item is None for n in news):
-                continue  # a re-fold asked for identifiers nobody has seen
-            cid = old_cids[0] if old_cids else fresh_ids[0]
-            stored = [view.clusters[c] for c in old_cids]
-            members = frozenset(fresh_ids).union(*(s.members for s in stored))
+        emit = set(group.news)
+        entries: dict[str, str] = {}
+        if logs is None:  # on from the state last derived
+            start = None
+            if stored:
+                only = stored[0]
+                start = FoldStart(
+                    {parse_ident(m): k for m, k in only.owners.items()},
+                    {k: ProfileState(p.cart, p.customer, p.merged_into) for k, p in only.profiles.items()},
+                )
+            items = [item for item, _ in group.news.values()]
+            entries = {item_id: text for item_id, (_, text) in group.news.items()}
+            result = fold(items, self._rules, unlinked=unlinked, hooks=self._hooks, emit=emit, out=out, start=start)
+            orders = [i.order for i in items]
+            if stored and stored[0].last is not None:
+                orders.append(stored[0].last)
+            last: tuple[int, str] | None = max(orders, default=None)
+        else:
             log_text: dict[str, str] = {}
-            for s in stored:
-                log_text.update(s.log)
-            entries: dict[str, str] = {}
+            for cid in group.old_cids:
+                log_text.update(logs.get(cid, {}))
             if len(stored) > 1:  # a union: the survivor's log takes the others' entries
-                for s in stored[1:]:
-                    entries.update(s.log)
-            emit: set[str] = set()
-            for new in news:
-                if new.item is None:
+                for cid in group.old_cids[1:]:
+                    entries.update(logs.get(cid, {}))
+            for item_id, (item, text) in group.news.items():
+                held = log_text.get(item_id)
+                if held is not None and preferred((item_from_json(held), held), (item, text))[1] == held:
                     continue
-                text = item_to_json(new.item)
-                emit.add(new.item.item_id)
-                held = log_text.get(new.item.item_id)
-                if held is not None:
-                    keep = preferred((item_from_json(held), held), (new.item, text))[1]
-                    if keep == held:
-                        continue
-                log_text[new.item.item_id] = text
-                entries[new.item.item_id] = text
+                log_text[item_id] = text
+                entries[item_id] = text
             items = [item_from_json(t) for t in log_text.values()]
             result = fold(items, self._rules, unlinked=unlinked, hooks=self._hooks, emit=emit, out=out)
-            before: dict[str, StoredProfile] = {}
-            old_owners: dict[str, str] = {}
-            for s in stored:
-                before.update(s.profiles)
-                old_owners.update(s.owners)
-            outcome = ClusterOutcome(cid, result, before)
-            derived: dict[str, StoredProfile] = {}
-            for key, state in result.profiles.items():
-                derived[key] = StoredProfile(state.cart, state.customer, state.merged_into)
-            for key, now in derived.items():
-                held_profile = before.get(key)
+            last = max((i.order for i in items), default=None)
+        before: dict[str, StoredProfile] = {}
+        old_owners: dict[str, str] = {}
+        for s in stored:
+            before.update(s.profiles)
+            old_owners.update(s.owners)
+        outcome = ClusterOutcome(group.cid, result, before, whole=logs is not None)
+        rewrite_all = len(stored) != 1
+        for key, state in result.profiles.items():
+            held_profile = before.get(key)
+            now = StoredProfile(state.cart, state.customer, state.merged_into)
+            if held_profile is not None and _same(held_profile, now):
+                now = held_profile
+            else:
                 now = _keep_versions_rising(now, held_profile)
-                derived[key] = now
-                outcome.derived[key] = now
-                if held_profile != now or len(stored) != 1:
-                    outcome.changed[key] = now
-            owners: dict[str, str | None] = {}
-            new_owners = {ident(i): k for i, k in result.graph.owners.items()}
-            for identifier in members:
-                if old_owners.get(identifier) != new_owners.get(identifier) or len(stored) != 1:
-                    owners[identifier] = new_owners.get(identifier)
-            members_of = {k: frozenset(ident(i) for i in ms) for k, ms in result.graph.profiles.items()}
-            outcomes.append(outcome)
-            writes.append(
-                ClusterWrite(
-                    cid=cid,
-                    members=members,
-                    reindex=members - stored[0].members if stored else members,
-                    log_entries=entries,
-                    absorbed=old_cids[1:],
-                    profiles=outcome.changed,
-                    dropped_profiles=set(before) - set(derived),
-                    profile_keys=frozenset(derived),
-                    owners=owners,
-                    members_of=members_of,
-                )
-            )
-        return outcomes, writes
+            outcome.derived[key] = now
+            if rewrite_all or held_profile is not now:
+                outcome.changed[key] = now
+        owners: dict[str, str | None] = {}
+        new_owners = {ident(i): k for i, k in result.graph.owners.items()}
+        for identifier in members:
+            if rewrite_all or old_owners.get(identifier) != new_owners.get(identifier):
+                owners[identifier] = new_owners.get(identifier)
+        touched = {k for k in new_owners.values()} | {k for k in old_owners.values()}
+        members_of = {
+            k: frozenset(ident(i) for i in result.graph.members(k))
+            for k in (result.graph.profiles.keys() if rewrite_all else touched)
+        }
+        write = ClusterWrite(
+            cid=group.cid,
+            members=members,
+            reindex=members - stored[0].members if stored else members,
+            log_entries=entries,
+            last=last,
+            absorbed=group.old_cids[1:],
+            profiles=outcome.changed,
+            dropped_profiles=set(before) - set(outcome.derived),
+            profile_keys=frozenset(outcome.derived),
+            owners=owners,
+            members_of=members_of if owners or rewrite_all else {},
+        )
+        return outcome, write
+
+
+def _group(view: ClusterView, batch: Sequence[NewItem]) -> list[_Group]:
+    """Union-find over the batch's identifiers and the clusters they are in."""
+    parent: dict[str, str] = {}
+
+    def find(node: str) -> str:
+        root = node
+        while parent.setdefault(root, root) != root:
+            root = parent[root]
+        while parent[node] != root:
+            parent[node], node = root, parent[node]
+        return root
+
+    def union(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    # Nodes: "c" + cluster id for known clusters, "i" + identifier for unknown identifiers.
+    def node_of(identifier: str) -> str:
+        cid = view.index.get(identifier)
+        return f"c{cid}" if cid is not None else f"i{identifier}"
+
+    for new in batch:
+        nodes = [node_of(i) for i in new.identifiers]
+        find(nodes[0])
+        for other in nodes[1:]:
+            union(nodes[0], other)
+    by_root: dict[str, list[NewItem]] = {}
+    for new in batch:
+        by_root.setdefault(find(node_of(new.identifiers[0])), []).append(new)
+    nodes_of: dict[str, list[str]] = {}
+    for node in parent:
+        nodes_of.setdefault(find(node), []).append(node)
+    groups: list[_Group] = []
+    for root, news in by_root.items():
+        old_cids = sorted(n[1:] for n in nodes_of[root] if n.startswith("c"))
+        fresh = sorted(n[1:] for n in nodes_of[root] if n.startswith("i"))
+        if not old_cids and all(n.item is None for n in news):
+            continue  # a re-fold asked for identifiers nobody has seen
+        chosen: dict[str, tuple[Item, str]] = {}
+        for new in news:
+            if new.item is None:
+                continue
+            pair = (new.item, item_to_json(new.item))
+            held = chosen.get(new.item.item_id)
+            chosen[new.item.item_id] = preferred(held, pair) if held is not None else pair
+        cid = old_cids[0] if old_cids else fresh[0]
+        groups.append(_Group(cid, old_cids, fresh, chosen, refold=any(n.item is None for n in news)))
+    return groups
+
+
+def _same(held: StoredProfile, now: StoredProfile) -> bool:
+    """Equal but for the cart's version (a re-fold may count it differently; readers only need it rising)."""
+    if held.customer != now.customer or held.merged_into != now.merged_into:
+        return False
+    if held.cart is None or now.cart is None:
+        return held.cart is now.cart
+    return replace(now.cart, version=held.cart.version) == held.cart
 
 
 def _keep_versions_rising(now: StoredProfile, held: StoredProfile | None) -> StoredProfile:
     """A re-fold may count fewer cart changes than were published (a late event made some no-ops): readers
     fence on the version, so a changed cart always gets a higher one than the last written."""
-    if held is None or held.cart is None or now.cart is None:
+    if held is None or held.cart is None or now.cart is None or now.cart.version > held.cart.version:
         return now
-    if replace(now.cart, version=held.cart.version) == held.cart:
-        return replace(now, cart=held.cart)
-    if now.cart.version <= held.cart.version:
-        return replace(now, cart=replace(now.cart, version=held.cart.version + 1))
-    return now
+    return replace(now, cart=replace(now.cart, version=held.cart.version + 1))

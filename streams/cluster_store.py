@@ -33,9 +33,10 @@ class RedisClusterStore:
         self._redis = client
         self._keys = keys
 
-    async def read(self, identifiers: Collection[str]) -> ClusterView:
+    async def read(self, identifiers: Collection[str], item_ids: Collection[str]) -> ClusterView:
         keys = self._keys
         wanted = list(identifiers)
+        asked = list(item_ids)
         tx = self._redis.pipeline(transaction=True)
         try:
             index_keys = [keys.cluster_of(i) for i in wanted]
@@ -48,23 +49,30 @@ class RedisClusterStore:
             cids = sorted(set(index.values()))
             clusters: dict[str, StoredCluster] = {}
             if cids:
-                cluster_keys = [k for c in cids for k in self._cluster_keys(c)]
-                await tx.watch(*cluster_keys)
+                await tx.watch(*(k for c in cids for k in self._cluster_keys(c)))
                 reads = self._redis.pipeline(transaction=False)
                 for cid in cids:
                     reads.smembers(keys.cluster_members(cid))
-                    reads.hgetall(keys.cluster_log(cid))
                     reads.smembers(keys.cluster_profiles(cid))
+                    reads.get(keys.cluster_last(cid))
+                    if asked:
+                        reads.hmget(keys.cluster_log(cid), asked)
+                width = 4 if asked else 3
                 raw = await reads.execute()
-                shapes = [(cid, raw[3 * n], raw[3 * n + 1], raw[3 * n + 2]) for n, cid in enumerate(cids)]
+                shapes = []
+                for n, cid in enumerate(cids):
+                    members, profiles, last = raw[width * n : width * n + 3]
+                    held = raw[width * n + 3] if asked else []
+                    present = frozenset(i for i, v in zip(asked, held, strict=True) if v is not None)
+                    shapes.append((cid, members, profiles, last, present))
                 reads = self._redis.pipeline(transaction=False)
-                for _cid, members, _log, profiles in shapes:
+                for _cid, members, profiles, _last, _present in shapes:
                     for key in sorted(profiles):
                         reads.mget([keys.cart(key), keys.customer(key), keys.meta(key)])
                     if members:
                         reads.mget([keys.owner(m) for m in sorted(members)])
                 derived = iter(await reads.execute())
-                for cid, members, log, profiles in shapes:
+                for cid, members, profiles, last, present in shapes:
                     stored: dict[str, StoredProfile] = {}
                     for key in sorted(profiles):
                         cart, customer, meta = next(derived)
@@ -77,15 +85,26 @@ class RedisClusterStore:
                     if members:
                         ordered = sorted(members)
                         owners = {m: o for m, o in zip(ordered, next(derived), strict=True) if o is not None}
-                    clusters[cid] = StoredCluster(cid, frozenset(members), dict(log), stored, owners)
+                    at_ms, item_id = json.loads(last) if last else (None, None)
+                    last_order = None if at_ms is None else (int(at_ms), str(item_id))
+                    clusters[cid] = StoredCluster(cid, frozenset(members), present, last_order, stored, owners)
             return ClusterView(index, clusters, frozenset(unlinked), handle=tx)
         except BaseException:
             await tx.reset()  # type: ignore[no-untyped-call]
             raise
 
+    async def logs(self, view: ClusterView, cids: Collection[str]) -> dict[str, dict[str, str]]:
+        ordered = list(cids)
+        if not ordered:
+            return {}
+        reads = self._redis.pipeline(transaction=False)
+        for cid in ordered:
+            reads.hgetall(self._keys.cluster_log(cid))
+        return {cid: dict(found) for cid, found in zip(ordered, await reads.execute(), strict=True)}
+
     def _cluster_keys(self, cid: str) -> list[str]:
         keys = self._keys
-        return [keys.cluster_members(cid), keys.cluster_log(cid), keys.cluster_profiles(cid)]
+        return [keys.cluster_members(cid), keys.cluster_log(cid), keys.cluster_profiles(cid), keys.cluster_last(cid)]
 
     async def commit(self, view: ClusterView, writes: Sequence[ClusterWrite]) -> bool:
         tx = view.handle
@@ -108,13 +127,20 @@ class RedisClusterStore:
     def _queue(tx: Any, keys: Keys, write: ClusterWrite) -> None:
         cid = write.cid
         for absorbed in write.absorbed:
-            tx.delete(keys.cluster_members(absorbed), keys.cluster_log(absorbed), keys.cluster_profiles(absorbed))
+            tx.delete(
+                keys.cluster_members(absorbed),
+                keys.cluster_log(absorbed),
+                keys.cluster_profiles(absorbed),
+                keys.cluster_last(absorbed),
+            )
         if write.reindex:
             tx.sadd(keys.cluster_members(cid), *sorted(write.reindex))
             for identifier in sorted(write.reindex):
                 tx.set(keys.cluster_of(identifier), cid)
         if write.log_entries:
             tx.hset(keys.cluster_log(cid), mapping=write.log_entries)
+        if write.last is not None:
+            tx.set(keys.cluster_last(cid), json.dumps(list(write.last)))
         tx.delete(keys.cluster_profiles(cid))
         if write.profile_keys:
             tx.sadd(keys.cluster_profiles(cid), *sorted(write.profile_keys))

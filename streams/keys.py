@@ -13,6 +13,7 @@ atomic per-key update works on Redis Cluster; the identity index has a hash tag 
 | ``<ns>idg:{idg}:clm:<cluster>`` | set | the cluster's identifiers |
 | ``<ns>idg:{idg}:clog:<cluster>`` | hash | the cluster's log: item id -> canonical JSON (events, due checks) |
 | ``<ns>idg:{idg}:clp:<cluster>`` | set | the profile keys last derived from the cluster |
+| ``<ns>idg:{idg}:cll:<cluster>`` | string (JSON) | ``[at_ms, item_id]`` of the last item folded |
 | ``<ns>idg:{idg}:unlinked`` | set | identifiers an operator unlinked (``omnichannel identities unlink``) |
 | ``<ns>jrn:{<ns>jrn}:due`` | sorted set | scheduled journey checks: JSON ``[profile, kind, episode]`` -> due ms |
 | ``<ns>attr:{<ns>attr}:exposed:<action>`` | set | customer ids exposed on an action channel |
@@ -78,6 +79,9 @@ class Keys:
 
     def cluster_log(self, cid: str) -> str:
         return f"{self._ns}idg:{{idg}}:clog:{cid}"
+
+    def cluster_last(self, cid: str) -> str:
+        return f"{self._ns}idg:{{idg}}:cll:{cid}"
 
     def cluster_profiles(self, cid: str) -> str:
         return f"{self._ns}idg:{{idg}}:clp:{cid}"

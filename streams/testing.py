@@ -31,17 +31,18 @@ class MemoryClusterStore:
 
     index: dict[str, str] = field(default_factory=dict)
     members: dict[str, set[str]] = field(default_factory=dict)
-    logs: dict[str, dict[str, str]] = field(default_factory=dict)
+    item_logs: dict[str, dict[str, str]] = field(default_factory=dict)
     cluster_profiles: dict[str, set[str]] = field(default_factory=dict)
     profiles: dict[str, StoredProfile] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)
     unlinked: set[str] = field(default_factory=set)
+    last: dict[str, tuple[int, str]] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
     before_commit: Callable[[], Awaitable[None]] | None = None
     fail_commit: Callable[[], bool] | None = None
     commits: int = 0
 
-    async def read(self, identifiers: Collection[str]) -> ClusterView:
+    async def read(self, identifiers: Collection[str], item_ids: Collection[str]) -> ClusterView:
         watched = [f"i:{i}" for i in identifiers] + ["unlinked"]
         index = {i: self.index[i] for i in identifiers if i in self.index}
         clusters: dict[str, StoredCluster] = {}
@@ -49,10 +50,12 @@ class MemoryClusterStore:
             watched.append(f"c:{cid}")
             members = frozenset(self.members.get(cid, ()))
             keys = sorted(self.cluster_profiles.get(cid, ()))
+            log = self.item_logs.get(cid, {})
             clusters[cid] = StoredCluster(
                 cid,
                 members,
-                dict(self.logs.get(cid, {})),
+                frozenset(i for i in item_ids if i in log),
+                self.last.get(cid),
                 {k: self.profiles[k] for k in keys if k in self.profiles},
                 {m: self.owners[m] for m in members if m in self.owners},
             )
@@ -73,6 +76,9 @@ class MemoryClusterStore:
         self.commits += 1
         return True
 
+    async def logs(self, view: ClusterView, cids: Collection[str]) -> dict[str, dict[str, str]]:
+        return {cid: dict(self.item_logs.get(cid, {})) for cid in cids}
+
     async def abort(self, view: ClusterView) -> None:
         return None
 
@@ -83,14 +89,17 @@ class MemoryClusterStore:
         cid = write.cid
         for absorbed in write.absorbed:
             self.members.pop(absorbed, None)
-            self.logs.pop(absorbed, None)
+            self.item_logs.pop(absorbed, None)
             self.cluster_profiles.pop(absorbed, None)
+            self.last.pop(absorbed, None)
             self._bump(f"c:{absorbed}")
         self.members.setdefault(cid, set()).update(write.reindex)
         for identifier in write.reindex:
             self.index[identifier] = cid
             self._bump(f"i:{identifier}")
-        self.logs.setdefault(cid, {}).update(write.log_entries)
+        self.item_logs.setdefault(cid, {}).update(write.log_entries)
+        if write.last is not None:
+            self.last[cid] = write.last
         self.cluster_profiles[cid] = set(write.profile_keys)
         for key in write.dropped_profiles:
             self.profiles.pop(key, None)

@@ -47,6 +47,7 @@ __all__ = [
     "FoldHooks",
     "FoldResult",
     "FoldRules",
+    "FoldStart",
     "Item",
     "ProfileState",
     "due_item",
@@ -193,12 +194,31 @@ class FoldResult:
     rejected: dict[str, str]
 
 
+@dataclass(frozen=True)
+class FoldStart:
+    """The state a fold of a log left after its last item: its graph's owners and every profile's state.
+
+    Folding new items that all come after that last item from here equals folding the whole log again
+    (the fold is a left fold in a fixed order), at the cost of the new items only.
+    """
+
+    owners: Mapping[Identifier, str]
+    profiles: Mapping[str, ProfileState]
+
+
 class _Graph:
     """The fold's graph, changed in place; :func:`observe` is handed only the profiles an event touches."""
 
     def __init__(self) -> None:
         self.owners: dict[Identifier, str] = {}
         self.profiles: dict[str, frozenset[Identifier]] = {}
+
+    def load(self, owners: Mapping[Identifier, str]) -> None:
+        members: dict[str, set[Identifier]] = {}
+        for identifier, key in owners.items():
+            members.setdefault(key, set()).add(identifier)
+        self.owners = dict(owners)
+        self.profiles = {k: frozenset(v) for k, v in members.items()}
 
     def around(self, identifiers: Iterable[Identifier]) -> IdentityGraph:
         keys = {self.owners[i] for i in identifiers if i in self.owners}
@@ -228,14 +248,20 @@ def fold(
     hooks: FoldHooks | None = None,
     emit: Collection[str] = frozenset(),
     out: Any = None,
+    start: FoldStart | None = None,
 ) -> FoldResult:
     """Replay ``items`` (distinct ids) in ``(at_ms, item_id)`` order; see the module docstring.
 
     ``emit``: ids of the items whose outputs go to ``out`` (the items of the batch being processed);
     the others' journey outputs are discarded (already emitted when they were processed).
+    ``start``: continue from the state a fold left after its last item, when every item of ``items`` comes
+    after that one in the order (the result is then the fold of all of them; see :class:`FoldStart`).
     """
     graph = _Graph()
     profiles: dict[str, ProfileState] = {}
+    if start is not None:
+        graph.load(start.owners)
+        profiles.update((k, ProfileState(p.cart, p.customer, p.merged_into)) for k, p in start.profiles.items())
     result = FoldResult(IdentityGraph(), profiles, {}, [], {})
     discard: Any = hooks.new_output() if hooks is not None else None
     for item in sorted(items, key=lambda i: i.order):
