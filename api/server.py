@@ -15,6 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from starlette.staticfiles import StaticFiles
 
+from api.admin import admin_router
 from api.health import kafka_probe, readiness_router, redis_probe, registry_probe
 from api.journeys import journeys_router
 from api.reads import reads_router
@@ -26,6 +27,7 @@ from connectors.http import json_response, problem_body
 from connectors.publisher import Publisher
 from omnichannel.logs import kv
 from omnichannel.settings import Settings
+from streams.config import ProcessorConfig
 from streams.journeys.store import JourneyStore
 from streams.keys import Keys
 
@@ -51,8 +53,13 @@ def read_redis_client(url: str) -> Redis:
     )
 
 
-def create_server(settings: Settings, config: CollectorConfig, publisher: Publisher) -> FastAPI:
-    """Collector + read API + ``/readyz`` (+ the demo page and its development keys when ``config.dev``)."""
+def create_server(
+    settings: Settings, config: CollectorConfig, publisher: Publisher, processor: ProcessorConfig | None = None
+) -> FastAPI:
+    """Collector + read API + admin + ``/readyz`` (+ the demo page and its development keys when ``config.dev``).
+
+    ``processor``: the workers' configuration (``ProcessorConfig.from_env()`` at the entry point), for unlinks.
+    """
     assert settings.redis_url is not None and settings.schema_registry_url is not None
     app = create_app(config, publisher)
     app.title = "Omnichannel backbone API"
@@ -61,6 +68,7 @@ def create_server(settings: Settings, config: CollectorConfig, publisher: Publis
     store = ReadStore(redis, keys)
     app.include_router(reads_router(store, keyring))
     app.include_router(journeys_router(JourneyStore(redis, keys), store, keyring))
+    app.include_router(admin_router(settings, processor or ProcessorConfig(), keyring))
     app.include_router(
         readiness_router(
             {

@@ -14,8 +14,9 @@ def run_server(settings: Settings, host: str, port: int) -> None:
     from api.server import create_server
     from connectors.config import CollectorConfig
     from connectors.publisher import publisher_for
+    from streams.config import ProcessorConfig
 
     config = CollectorConfig.from_env()
     with publisher_for(settings, config.publish_timeout_s) as publisher:
-        app = create_server(settings, config, publisher)
+        app = create_server(settings, config, publisher, ProcessorConfig.from_env())
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

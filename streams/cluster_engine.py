@@ -110,8 +110,12 @@ class ClusterWrite:
 class ClusterStore(Protocol):
     """Where clusters live (Redis in production, :class:`streams.testing.MemoryClusterStore` in unit tests)."""
 
-    async def read(self, identifiers: Collection[str], item_ids: Collection[str]) -> ClusterView:
-        """Start an optimistic transaction and read the clusters of ``identifiers``."""
+    async def read(self, identifiers: Collection[str], items: Mapping[str, Collection[str]]) -> ClusterView:
+        """Start an optimistic transaction and read the clusters of ``identifiers``.
+
+        ``items``: the batch's item ids and their identifiers; each cluster reports which of the ids that could
+        be in its log are (``StoredCluster.present``).
+        """
         ...
 
     async def logs(self, view: ClusterView, cids: Collection[str]) -> dict[str, dict[str, str]]:
@@ -178,10 +182,10 @@ class ClusterEngine:
         wanted = sorted({i for n in batch for i in n.identifiers})
         if not wanted:
             return [], None
-        item_ids = sorted({n.item.item_id for n in batch if n.item is not None})
+        items = {n.item.item_id: n.identifiers for n in batch if n.item is not None}
         for _attempt in range(_MAX_ATTEMPTS):
             out = self._hooks.new_output() if self._hooks is not None else None
-            view = await self._store.read(wanted, item_ids)
+            view = await self._store.read(wanted, items)
             try:
                 groups = _group(view, batch)
                 whole = [g for g in groups if not self._incremental(view, g)]

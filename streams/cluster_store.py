@@ -9,7 +9,7 @@ transaction, and each cart change is published for live readers. Key layout: :mo
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -33,10 +33,9 @@ class RedisClusterStore:
         self._redis = client
         self._keys = keys
 
-    async def read(self, identifiers: Collection[str], item_ids: Collection[str]) -> ClusterView:
+    async def read(self, identifiers: Collection[str], items: Mapping[str, Collection[str]]) -> ClusterView:
         keys = self._keys
         wanted = list(identifiers)
-        asked = list(item_ids)
         tx = self._redis.pipeline(transaction=True)
         try:
             index_keys = [keys.cluster_of(i) for i in wanted]
@@ -47,6 +46,10 @@ class RedisClusterStore:
             raw_index, unlinked = await reads.execute()
             index = {i: c for i, c in zip(wanted, raw_index, strict=True) if c is not None}
             cids = sorted(set(index.values()))
+            asked: dict[str, list[str]] = {}  # per cluster, the batch's item ids that could already be in its log
+            for item_id, item_identifiers in items.items():
+                for cid in {index[i] for i in item_identifiers if i in index}:
+                    asked.setdefault(cid, []).append(item_id)
             clusters: dict[str, StoredCluster] = {}
             if cids:
                 await tx.watch(*(k for c in cids for k in self._cluster_keys(c)))
@@ -55,15 +58,16 @@ class RedisClusterStore:
                     reads.smembers(keys.cluster_members(cid))
                     reads.smembers(keys.cluster_profiles(cid))
                     reads.get(keys.cluster_last(cid))
-                    if asked:
-                        reads.hmget(keys.cluster_log(cid), asked)
-                width = 4 if asked else 3
+                    if cid in asked:
+                        reads.hmget(keys.cluster_log(cid), asked[cid])
+                    else:
+                        reads.ping()  # keeps four replies per cluster
                 raw = await reads.execute()
                 shapes = []
                 for n, cid in enumerate(cids):
-                    members, profiles, last = raw[width * n : width * n + 3]
-                    held = raw[width * n + 3] if asked else []
-                    present = frozenset(i for i, v in zip(asked, held, strict=True) if v is not None)
+                    members, profiles, last, held = raw[4 * n : 4 * n + 4]
+                    ids = asked.get(cid, [])
+                    present = frozenset(i for i, v in zip(ids, held if ids else [], strict=True) if v is not None)
                     shapes.append((cid, members, profiles, last, present))
                 reads = self._redis.pipeline(transaction=False)
                 for _cid, members, profiles, _last, _present in shapes:
@@ -85,8 +89,10 @@ class RedisClusterStore:
                     if members:
                         ordered = sorted(members)
                         owners = {m: o for m, o in zip(ordered, next(derived), strict=True) if o is not None}
-                    at_ms, item_id = json.loads(last) if last else (None, None)
-                    last_order = None if at_ms is None else (int(at_ms), str(item_id))
+                    last_order = None
+                    if last:
+                        at_ms, item_id = json.loads(last)
+                        last_order = (int(at_ms), str(item_id))
                     clusters[cid] = StoredCluster(cid, frozenset(members), present, last_order, stored, owners)
             return ClusterView(index, clusters, frozenset(unlinked), handle=tx)
         except BaseException:

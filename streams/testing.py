@@ -8,7 +8,7 @@ between a read and its commit, and ``fail_commit`` crash a worker just before it
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from streams.cluster_engine import ClusterView, ClusterWrite, StoredCluster, StoredProfile
@@ -42,7 +42,7 @@ class MemoryClusterStore:
     fail_commit: Callable[[], bool] | None = None
     commits: int = 0
 
-    async def read(self, identifiers: Collection[str], item_ids: Collection[str]) -> ClusterView:
+    async def read(self, identifiers: Collection[str], items: Mapping[str, Collection[str]]) -> ClusterView:
         watched = [f"i:{i}" for i in identifiers] + ["unlinked"]
         index = {i: self.index[i] for i in identifiers if i in self.index}
         clusters: dict[str, StoredCluster] = {}
@@ -54,7 +54,7 @@ class MemoryClusterStore:
             clusters[cid] = StoredCluster(
                 cid,
                 members,
-                frozenset(i for i in item_ids if i in log),
+                frozenset(i for i, ids in items.items() if i in log and any(self.index.get(x) == cid for x in ids)),
                 self.last.get(cid),
                 {k: self.profiles[k] for k in keys if k in self.profiles},
                 {m: self.owners[m] for m in members if m in self.owners},

@@ -9,6 +9,7 @@ input of the fold like any event, so a replay of every topic gives the same spli
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Sequence
@@ -70,7 +71,7 @@ class _ProducerSink:
                 value=record.value,
                 headers=list(record.headers),
             )
-        if self._producer.flush(30) != 0:
+        if await asyncio.to_thread(self._producer.flush, 30) != 0:
             raise OmnichannelError(
                 "Kafka did not acknowledge the unlink's records within 30 s; the unlink itself is stored in "
                 "Redis: run the command again once Kafka answers to publish them"

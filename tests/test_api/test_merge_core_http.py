@@ -173,3 +173,93 @@ def test_an_operator_unlinks_a_wrong_email_and_both_sides_are_recomputed(backbon
         assert anonymous_cart.status_code == 200, anonymous_cart.text
         lines = {line["product_id"]: line["quantity"] for line in anonymous_cart.json()["cart"]["lines"]}
         assert lines == {"SKU-A": 1}
+
+
+def test_the_unlink_api_needs_an_admin_key_and_splits_the_link(backbone: Backbone) -> None:
+    token = uuid.uuid4().hex[:10]
+    customer = f"C-{token}"
+    url = f"/v1/identities/email_hash/{_email(token)}/unlink"
+    with httpx.Client(base_url=backbone.base_url, timeout=30) as client:
+        _journey(client, token)
+        _settle(client, [customer], {"SKU-A": 1, "SKU-D": 1})
+        assert client.post(url).status_code == 401
+        assert client.post(url, headers=READ).status_code == 403  # a read key may not correct the graph
+        assert client.post(url, headers=PHONE).status_code == 403
+        answer = client.post(url, headers={"X-Api-Key": "dev-admin"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["previous_profile"] == f"customer:{customer}"
+        assert _lines(client, customer) == {"SKU-D": 1}
+        again = client.post(url, headers={"X-Api-Key": "dev-admin"})  # safe to repeat
+        assert again.status_code == 200 and again.json()["previous_profile"] is None
+        bad = client.post("/v1/identities/customer_id/x/unlink", headers={"X-Api-Key": "dev-admin"})
+        assert bad.status_code == 400 and "cannot be unlinked" in bad.json()["detail"]
+
+
+def _post(client: httpx.Client, headers: dict[str, str], event: dict[str, Any]) -> None:
+    answer = client.post("/v1/events", json=event, headers=headers)
+    assert answer.status_code == 202, answer.text
+
+
+def test_shared_devices_over_http_family_tablet_logout_and_staff_till(backbone: Backbone) -> None:
+    token = uuid.uuid4().hex[:10]
+    tablet = f"fam-{token}"
+    x, y, z = f"X-{token}", f"Y-{token}", f"Z-{token}"
+    x_email = _email(f"x{token}")
+    till = {"device_id": f"till-{token}", "kind": "pos_terminal", "role": "staff_operated"}
+    with httpx.Client(base_url=backbone.base_url, timeout=10) as client:
+        # Family tablet: X saves a basket there with X's e-mail, then Y logs in on it, then logs out; the next
+        # person adds a line anonymously; X logs in on a phone with X's e-mail and unsubscribes from e-mails.
+        anon = {"anonymous_id": f"at-{token}"}
+        _post(client, TABLET, _event("tablet", "cart_line_added", _line("SKU-X", 1), tablet, **anon))
+        _post(client, TABLET, _event("tablet", "identify", {"traits": {}}, tablet, **anon, email_hash=x_email))
+        _post(client, TABLET, _event("tablet", "login", {"method": "password"}, tablet, **anon, customer_id=y))
+        _post(client, TABLET, _event("tablet", "logout", {}, tablet, **anon, customer_id=y))
+        _post(client, TABLET, _event("tablet", "cart_line_added", _line("SKU-N", 4), tablet, **anon))
+        _post(
+            client,
+            PHONE,
+            _event("mobile_app", "login", {"method": "password"}, f"px-{token}", customer_id=x, email_hash=x_email),
+        )
+        optout = _event(
+            "mobile_app",
+            "consent_changed",
+            {"purpose": "marketing", "channel": "email", "granted": False},
+            f"px-{token}",
+            email_hash=x_email,
+        )
+        _post(client, PHONE, optout)
+        # A staff till whose app sends its own anonymous id: a line between two card scans is nobody's.
+        staff = {"anonymous_id": f"staff-{token}"}
+        store = {"X-Api-Key": "dev-store"}
+        for event in (
+            _event("store", "cart_line_added", _line("SKU-1", 1), "", **staff, customer_id=z),
+            _event("store", "cart_line_added", _line("SKU-2", 1), "", **staff),
+            _event("store", "cart_line_added", _line("SKU-3", 1), "", **staff, loyalty_card=f"L-{token}"),
+        ):
+            event["device"] = till
+            client.post("/v1/events", json=event, headers=store).raise_for_status()
+
+        x_record = _eventually_record(client, x, lambda r: r["consent"].get("marketing:email") is False)
+        assert x_email in [i["value"] for i in x_record["identities"]]
+        y_record = _eventually_record(client, y, lambda r: r["channels"].get("tablet", {}).get("count", 0) >= 3)
+        assert x_email not in [i["value"] for i in y_record["identities"]]  # X's e-mail was never Y's
+        assert "marketing:email" not in y_record["consent"]
+        assert _lines(client, y) == {"SKU-X": 1}  # the tablet's anonymous basket followed Y's login...
+        assert _lines(client, f"anonymous:at-{token}") == {"SKU-N": 4}  # ...the next person's line did not
+        assert _settle(client, [z], {"SKU-1": 1})[z] == {"SKU-1": 1}
+        assert _lines(client, f"loyalty:L-{token}") == {"SKU-3": 1}
+        staff_link = client.get(f"/v1/identities/anonymous_id/staff-{token}", headers=READ)
+        assert staff_link.status_code == 404  # the staff app's id links no one
+
+
+def _eventually_record(client: httpx.Client, customer: str, check: Any, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    record: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        answer = client.get(f"/v1/customers/{customer}", headers=READ)
+        if answer.status_code == 200:
+            record = answer.json()["customer"]
+            if check(record):
+                return record
+        time.sleep(0.3)
+    pytest.fail(f"{customer}'s record never satisfied the check: {record}")
