@@ -640,11 +640,19 @@ def final_state_check(redis_url: str, namespace: str, events: list[tuple[str, st
         profiles.append((f"customer:{customer}" if customer else f"anonymous:{anonymous_id}", event["event_id"]))
     for profile, event_id in profiles:
         pipe.exists(f"{namespace}:customer:{{{profile}}}")
-        pipe.zscore(f"{namespace}:seen:{{{profile}}}", event_id)
+        pipe.zscore(f"{namespace}:seen:{{{profile}}}", event_id)  # the two-stage worker (before the merge core)
+    for anonymous_id in last:
+        pipe.get(f"{namespace}:idg:{{idg}}:cl:anonymous_id:{anonymous_id}")  # the merge core: the shopper's cluster
     raw = pipe.execute()
+    clusters = raw[2 * len(profiles) :]
+    for cluster, (_profile, event_id) in zip(clusters, profiles, strict=True):
+        pipe.hexists(f"{namespace}:idg:{{idg}}:clog:{cluster}", event_id)
+    in_logs = pipe.execute()
     client.close()
-    records = sum(1 for x in raw[0::2] if x)
-    applied = sum(1 for x in raw[1::2] if x is not None)
+    records = sum(1 for x in raw[0 : 2 * len(profiles) : 2] if x)
+    applied = sum(
+        1 for seen, logged in zip(raw[1 : 2 * len(profiles) : 2], in_logs, strict=True) if seen is not None or logged
+    )
     return {"shoppers": len(profiles), "with_customer_record": records, "last_event_applied": applied}
 
 
