@@ -320,16 +320,21 @@ def _apply_event(
     base = target.cart or _new_cart(key)
     try:
         updated = apply_cart_event(expire_if_idle(base, item.at_ms, rules.cart_idle_ms), event)
+        cart = updated if updated is not base or (target.cart is None and updated.version) else target.cart
+        customer = apply_customer_event(target.customer or CustomerState(key=key), event, rules.customer_limits)
+        if hooks is not None:
+            customer = hooks.on_event(key, event, base, cart or base, customer, sink)
     except DomainError as exc:
         if emitted:
             result.rejected[item.item_id] = str(exc)
         return
-    if updated is not base or (target.cart is None and updated.version):
-        target.cart = updated
-    customer = apply_customer_event(target.customer or CustomerState(key=key), event, rules.customer_limits)
-    if hooks is not None:
-        customer = hooks.on_event(key, event, base, target.cart or base, customer, sink)
-    target.customer = customer
+    except (KeyError, TypeError, ValueError) as exc:
+        # A record valid for the contract but not for its own event type (a ticket_opened carrying a login's
+        # payload): rejected like a rule breach, deterministically, so it never stops the stream.
+        if emitted:
+            result.rejected[item.item_id] = f"payload does not fit event_type {event.get('event_type')!r}: {exc!r}"
+        return
+    target.cart, target.customer = cart, customer
 
 
 def _merge(

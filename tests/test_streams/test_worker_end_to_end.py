@@ -114,12 +114,19 @@ def test_poison_records_go_to_the_dead_letter_topic_and_processing_continues(
     pipeline.publish_raw("web", b"anonymous:x", b"not avro at all")
     bad = _add("web", _ids(customer="C-9"), _device("pc-1", "desktop"), "SKU-1", 1, now)
     bad["payload"]["quantity"] = -3
-    pipeline.publish([bad, _add("web", _ids(customer="C-9"), _device("pc-1", "desktop"), "SKU-2", 2, now + 1)])
+    # Valid Avro, but its payload is not its event type's (a ticket_opened carrying a Login).
+    mismatched = sample_event(
+        "ticket_opened", channel="web", identities=_ids(customer="C-9"), payload={"method": "password"}
+    )
+    good = _add("web", _ids(customer="C-9"), _device("pc-1", "desktop"), "SKU-2", 2, now + 1)
+    pipeline.publish([bad, mismatched, good])
 
     cart = pipeline.wait_for(lambda: pipeline.cart("customer:C-9"), what="the good event")
     assert _lines(cart) == {"SKU-2": 2}
-    failed = [pipeline.codec.decode(m.value()) for m in pipeline.consume("deadletter.events", 2)]
-    by_stage = {f["stage"]: f for f in failed}
+    failed = [pipeline.codec.decode(m.value()) for m in pipeline.consume("deadletter.events", 3)]
+    rejected = {f["event_id"]: f for f in failed if f["event_id"]}
+    assert "does not fit event_type 'ticket_opened'" in rejected[mismatched["event_id"]]["reason"]
+    by_stage = {f["stage"]: f for f in failed if f["event_id"] != mismatched["event_id"]}
     assert by_stage["decode"]["raw_value"] == b"not avro at all"
     assert "magic byte" in by_stage["decode"]["reason"]
     assert by_stage["business-rule"]["event_id"] == bad["event_id"]

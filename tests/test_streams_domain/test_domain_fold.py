@@ -221,3 +221,20 @@ def test_an_unlinked_identifier_splits_both_profiles_back_to_their_own_events() 
     assert lines(split.profiles["customer:C"]) == {"B": 1}
     assert lines(split.profiles["anonymous:AP"]) == {"A": 1}
     assert split.profiles["anonymous:AP"].merged_into is None
+
+
+def test_a_payload_that_does_not_fit_its_event_type_is_rejected_and_the_rest_goes_on() -> None:
+    # Valid for the contract (the payload is a union), wrong for its type: a ticket_opened carrying a Login.
+    wrong = ev("w1", "ticket_opened", 2_000, {"method": "password"}, customer_id="C")
+    result = fold(
+        [
+            event_item(e)
+            for e in (add("a1", 1_000, "A", 1, customer_id="C"), wrong, add("a2", 3_000, "B", 1, customer_id="C"))
+        ],
+        RULES,
+        emit={"w1"},
+    )
+    assert "does not fit event_type 'ticket_opened'" in result.rejected["w1"]
+    assert lines(result.profiles["customer:C"]) == {"A": 1, "B": 1}
+    record = result.profiles["customer:C"].customer
+    assert record is not None and record.open_tickets == frozenset()
