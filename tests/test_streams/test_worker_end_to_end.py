@@ -8,6 +8,7 @@ from typing import Any
 
 from streams_harness import Pipeline, point_one_journey
 
+from schemas.loader import EVENT_FULLNAME
 from schemas.samples import sample_event
 
 
@@ -114,12 +115,14 @@ def test_poison_records_go_to_the_dead_letter_topic_and_processing_continues(
     pipeline.publish_raw("web", b"anonymous:x", b"not avro at all")
     bad = _add("web", _ids(customer="C-9"), _device("pc-1", "desktop"), "SKU-1", 1, now)
     bad["payload"]["quantity"] = -3
-    # Valid Avro, but its payload is not its event type's (a ticket_opened carrying a Login).
-    mismatched = sample_event(
-        "ticket_opened", channel="web", identities=_ids(customer="C-9"), payload={"method": "password"}
-    )
-    good = _add("web", _ids(customer="C-9"), _device("pc-1", "desktop"), "SKU-2", 2, now + 1)
-    pipeline.publish([bad, mismatched, good])
+    # Valid Avro, but its payload is not its event type's: a quote_started re-labelled ticket_opened (names of
+    # one length, so the bytes stay valid Avro).
+    mismatched = sample_event("quote_started", channel="web", identities=_ids(customer="C-9"), occurred_at_ms=now)
+    topic = pipeline.topic("channel.web.events")
+    raw = pipeline.codec.encode(f"{topic}-value", EVENT_FULLNAME, mismatched)
+    pipeline.publish([bad])
+    pipeline.publish_raw("web", b"customer:C-9", raw.replace(b"quote_started", b"ticket_opened", 1))
+    pipeline.publish([_add("web", _ids(customer="C-9"), _device("pc-1", "desktop"), "SKU-2", 2, now + 1)])
 
     cart = pipeline.wait_for(lambda: pipeline.cart("customer:C-9"), what="the good event")
     assert _lines(cart) == {"SKU-2": 2}
