@@ -68,7 +68,11 @@ def create_server(
     store = ReadStore(redis, keys)
     app.include_router(reads_router(store, keyring))
     app.include_router(journeys_router(JourneyStore(redis, keys), store, keyring))
-    app.include_router(admin_router(settings, processor or ProcessorConfig(), keyring))
+    app.include_router(
+        admin_router(
+            settings, processor or ProcessorConfig(), keyring, publisher, redis, retry_after_s=config.retry_after_s
+        )
+    )
     app.include_router(
         readiness_router(
             {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 
@@ -257,6 +258,67 @@ def identities_unlink(settings: Settings, identifier_type: str, value: str) -> N
     report = asyncio.run(unlink(settings, ProcessorConfig.from_env(), identifier_type, value))
     where = f"from {report.previous_profile}" if report.previous_profile else "(it was not linked to anyone)"
     out.print(f"unlinked {identifier_type}:{value} {where}; request {report.request_id}", highlight=False)
+
+
+@cli.command()
+@click.argument("customer_id")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the worker carried it out.")
+@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait with --wait.")
+@click.pass_obj
+@friendly_errors
+def erase(settings: Settings, customer_id: str, wait: bool, timeout: float) -> None:
+    """Right to erasure: erase CUSTOMER_ID's data from Redis and the unified topics.
+
+    Publishes an erasure request that the stream worker carries out in order with the customer's events:
+    events, cart, record, identity links and journey state leave Redis, their keys are tombstoned on the
+    compacted topics, their identifiers are deny-listed (by digest) against replays, and an audit record
+    without personal data goes to erasure.audit. Prints the request id and, with --wait, the outcome.
+    Exit status 1 if the worker did not finish within --timeout (the request stays queued).
+    """
+    import asyncio
+    import time as clock
+
+    from redis.asyncio import Redis
+
+    from connectors.publisher import publisher_for
+    from streams.erasure import erasure_event, read_status, record_status
+    from streams.keys import Keys
+
+    settings = connect(settings)
+    assert settings.redis_url is not None
+    keys = Keys(settings.namespace)
+    event = erasure_event(customer_id)
+    request_id = str(event["event_id"])
+
+    async def status() -> dict[str, object] | None:
+        redis = Redis.from_url(settings.redis_url or "", decode_responses=True)
+        try:
+            return await read_status(redis, keys, request_id)
+        finally:
+            await redis.aclose()
+
+    async def accept() -> None:
+        redis = Redis.from_url(settings.redis_url or "", decode_responses=True)
+        try:
+            await record_status(redis, keys, request_id, {"request_id": request_id, "status": "accepted"})
+        finally:
+            await redis.aclose()
+
+    asyncio.run(accept())
+    with publisher_for(settings, 30.0) as publisher:
+        publisher.publish([event])
+    out.print(f"erasure {request_id} accepted", highlight=False)
+    if not wait:
+        return
+    deadline = clock.monotonic() + timeout
+    while clock.monotonic() < deadline:
+        found = asyncio.run(status())
+        if found is not None and found.get("status") != "accepted":
+            out.print(json.dumps(found), highlight=False)
+            return
+        clock.sleep(0.5)
+    err.print(f"erasure {request_id} not carried out within {timeout:.0f} s: is a worker running? It stays queued.")
+    sys.exit(1)
 
 
 # The ops lag monitor's commands live with the monitor (omnichannel/lag/cli.py).

@@ -150,6 +150,14 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         "One attribution record per conversion: which action channels get the credit.",
     ),
     TopicSpec(
+        "erasure.audit",
+        "erasure request id",
+        "omnichannel.output.ErasureAudit",
+        Cleanup.DELETE,
+        -1,  # forever: the proof outlives everything it proves was deleted
+        "Proof that each right-to-erasure request was carried out; no personal data (kept forever).",
+    ),
+    TopicSpec(
         "deadletter.events",
         "the failed record's original key",
         "omnichannel.output.FailedEvent",

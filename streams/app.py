@@ -41,11 +41,12 @@ from streams.cluster_engine import ClusterEngine
 from streams.cluster_store import RedisClusterStore
 from streams.config import ProcessorConfig
 from streams.domain.fold import DueCheck
+from streams.erasure import record_status
 from streams.journeys.processing import ATTRIBUTION, TRIGGERS, JourneyProcessor
 from streams.journeys.store import JourneyStore
 from streams.journeys.timer import FollowUpTimer
 from streams.keys import Keys
-from streams.processor import BY_CUSTOMER, CARTS, DEAD_LETTERS, IDENTITY_LINKS, STATE, FoldStage
+from streams.processor import BY_CUSTOMER, CARTS, DEAD_LETTERS, ERASURE_AUDIT, IDENTITY_LINKS, STATE, FoldStage
 from streams.records import Incoming, Outgoing
 
 __all__ = ["EXIT_INFRASTRUCTURE", "build_app", "redis_client"]
@@ -138,7 +139,8 @@ def build_app(settings: Settings, config: ProcessorConfig, app_id: str | None = 
         return app.topic(settings.topic(name), value_serializer="raw", key_serializer="raw")
 
     outputs = {
-        name: topic(name) for name in (BY_CUSTOMER, IDENTITY_LINKS, CARTS, STATE, DEAD_LETTERS, TRIGGERS, ATTRIBUTION)
+        name: topic(name)
+        for name in (BY_CUSTOMER, IDENTITY_LINKS, CARTS, STATE, DEAD_LETTERS, TRIGGERS, ATTRIBUTION, ERASURE_AUDIT)
     }
     sink = FaustSink(outputs)
     journey_store = JourneyStore(redis, keys)
@@ -160,6 +162,7 @@ def build_app(settings: Settings, config: ProcessorConfig, app_id: str | None = 
         on_stock=journey_store.apply_stock,
         on_applied=applied,
         journeys=(journeys, journey_store),
+        on_erased=lambda request_id, status: record_status(redis, keys, request_id, status),
     )
     channel_topics = app.topic(
         *(settings.topic(channel_topic(c)) for c in CHANNELS), value_serializer="raw", key_serializer="raw"

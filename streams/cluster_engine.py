@@ -20,6 +20,7 @@ derives the same state. Nothing here depends on which worker, partition or order
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -42,6 +43,7 @@ from streams.domain.fold import (
     parse_ident,
     preferred,
 )
+from streams.domain.identity import Identifier, founder_of, identifiers_of
 
 __all__ = [
     "ClusterEngine",
@@ -105,6 +107,9 @@ class ClusterWrite:
     profile_keys: frozenset[str]
     owners: dict[str, str | None]  # identifier -> profile key (None: no longer owned)
     members_of: dict[str, frozenset[str]]  # profile key -> its identifiers (changed ones)
+    log_removed: frozenset[str] = frozenset()  # item ids erased from the log
+    unindex: frozenset[str] = frozenset()  # identifiers erased: out of the cluster and its index
+    deny: frozenset[str] = frozenset()  # digests of erased identifiers (streams.cluster_engine.digest)
 
 
 class ClusterStore(Protocol):
@@ -130,6 +135,10 @@ class ClusterStore(Protocol):
         """End the transaction of ``view`` without writing."""
         ...
 
+    async def denied(self, identifiers: Collection[str]) -> set[str]:
+        """Those of ``identifiers`` whose digest is on the erasure deny-list."""
+        ...
+
 
 @dataclass(frozen=True)
 class NewItem:
@@ -152,6 +161,22 @@ class ClusterOutcome:
     derived: dict[str, StoredProfile] = field(default_factory=dict)  # every profile's state now
     changed: dict[str, StoredProfile] = field(default_factory=dict)  # those written by this commit
     whole: bool = False  # folded from the whole log (False: from the state last derived)
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What :meth:`ClusterEngine.erase` removed, and the cluster folded again without it (None: nothing held)."""
+
+    profile_key: str
+    profiles: frozenset[str]
+    identifiers: frozenset[str]
+    events: int
+    outcome: ClusterOutcome | None
+
+
+def digest(identifier: str) -> str:
+    """SHA-256 of ``type:value``: how the deny-list holds erased identifiers without holding them."""
+    return hashlib.sha256(identifier.encode()).hexdigest()
 
 
 @dataclass
@@ -206,6 +231,81 @@ class ClusterEngine:
             f"cluster update lost {_MAX_ATTEMPTS} races in a row; another worker is writing the same clusters in "
             "a loop - check the workers' logs"
         )
+
+    async def denied(self, identifiers: Collection[str]) -> set[str]:
+        """Those of ``identifiers`` that were erased (a replay of old records must not bring them back)."""
+        return await self._store.denied(identifiers) if identifiers else set()
+
+    async def erase(self, profile_key: str) -> tuple[Erasure, Any]:
+        """Right to erasure for one profile (``customer:<id>``, or an anonymous one) and the profiles it absorbed.
+
+        Its events leave the cluster's log, its identifiers leave the cluster (and go on the deny-list by
+        digest), its carts and records are deleted, and the rest of the cluster (other people on a shared
+        tablet) is folded again from what remains. Idempotent: an erased profile is not found again.
+        """
+        founder = founder_of(profile_key)
+        if founder is None:
+            raise OmnichannelError(f"{profile_key!r} is not a profile key (e.g. customer:C-42, anonymous:a-1)")
+        start = ident(founder)
+        for _attempt in range(_MAX_ATTEMPTS):
+            out = self._hooks.new_output() if self._hooks is not None else None
+            view = await self._store.read([start], {})
+            try:
+                cid = view.index.get(start)
+                if cid is None:
+                    await self._store.abort(view)
+                    return Erasure(profile_key, frozenset(), frozenset(), 0, None), out
+                erasure, write = self._plan_erasure(view, cid, profile_key, await self._store.logs(view, [cid]), out)
+            except BaseException:
+                await self._store.abort(view)
+                raise
+            if await self._store.commit(view, [write]):
+                return erasure, out
+            log.info("cluster changed during an erasure; trying again")
+        raise OmnichannelError(f"erasure lost {_MAX_ATTEMPTS} races in a row; run it again")
+
+    def _plan_erasure(
+        self, view: ClusterView, cid: str, profile_key: str, logs: dict[str, dict[str, str]], out: Any
+    ) -> tuple[Erasure, ClusterWrite]:
+        stored = view.clusters[cid]
+        unlinked = frozenset(parse_ident(i) for i in view.unlinked)
+        items = {item_id: item_from_json(text) for item_id, text in logs.get(cid, {}).items()}
+        routing = fold(items.values(), self._rules, unlinked=unlinked, emit=set(items))
+        gone = {k for k in routing.profiles if _lives_in(k, routing.profiles) == profile_key}
+        removed = {i for i, k in routing.routes.items() if k in gone}
+        kept = [item for i, item in items.items() if i not in removed]
+        # The subject's identifiers: those its profiles own and those its events carried, except any that other
+        # people's remaining events carry too (a shared tablet stays theirs).
+        erased_ids = {ident(i) for i, k in routing.graph.owners.items() if k in gone}
+        erased_ids |= {ident(i) for i_id in removed for i in _ids(items[i_id], self._rules)}
+        erased_ids -= {ident(i) for item in kept for i in _ids(item, self._rules)}
+        result = fold(kept, self._rules, unlinked=unlinked, hooks=self._hooks, emit=frozenset(), out=out)
+        outcome = ClusterOutcome(cid, result, stored.profiles, whole=True)
+        for key, state in result.profiles.items():
+            now = _keep_versions_rising(
+                StoredProfile(state.cart, state.customer, state.merged_into), stored.profiles.get(key)
+            )
+            outcome.derived[key] = outcome.changed[key] = now
+        new_owners = {ident(i): k for i, k in result.graph.owners.items()}
+        members = stored.members - erased_ids
+        erasure = Erasure(profile_key, frozenset(gone), frozenset(erased_ids), len(removed), outcome)
+        write = ClusterWrite(
+            cid=cid,
+            members=members,
+            reindex=frozenset(),
+            log_entries={},
+            last=max((i.order for i in kept), default=None),
+            absorbed=[],
+            profiles=outcome.changed,
+            dropped_profiles=set(stored.profiles) - set(outcome.derived),
+            profile_keys=frozenset(outcome.derived),
+            owners={m: new_owners.get(m) for m in stored.members},
+            members_of={k: frozenset(ident(i) for i in result.graph.members(k)) for k in set(stored.profiles) | gone},
+            log_removed=frozenset(removed),
+            unindex=frozenset(erased_ids),
+            deny=frozenset(digest(i) for i in erased_ids),
+        )
+        return erasure, write
 
     @staticmethod
     def _incremental(view: ClusterView, group: _Group) -> bool:
@@ -348,6 +448,19 @@ def _group(view: ClusterView, batch: Sequence[NewItem]) -> list[_Group]:
         cid = old_cids[0] if old_cids else fresh[0]
         groups.append(_Group(cid, old_cids, fresh, chosen, refold=any(n.item is None for n in news)))
     return groups
+
+
+def _lives_in(key: str, profiles: Mapping[str, ProfileState]) -> str:
+    for _ in range(32):
+        state = profiles.get(key)
+        if state is None or state.merged_into is None:
+            return key
+        key = state.merged_into
+    return key
+
+
+def _ids(item: Item, rules: FoldRules) -> tuple[Identifier, ...]:
+    return () if item.event is None else identifiers_of(item.event, rules.identity)
 
 
 def _same(held: StoredProfile, now: StoredProfile) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from streams.cluster_engine import ClusterView, ClusterWrite, StoredCluster, StoredProfile
+from streams.cluster_engine import ClusterView, ClusterWrite, StoredCluster, StoredProfile, digest
 from streams.keys import Keys
 from streams.state_json import cart_from_json, cart_to_json, customer_from_json, customer_to_json
 
@@ -145,6 +145,13 @@ class RedisClusterStore:
                 tx.set(keys.cluster_of(identifier), cid)
         if write.log_entries:
             tx.hset(keys.cluster_log(cid), mapping=write.log_entries)
+        if write.log_removed:
+            tx.hdel(keys.cluster_log(cid), *sorted(write.log_removed))
+        for identifier in sorted(write.unindex):
+            tx.srem(keys.cluster_members(cid), identifier)
+            tx.delete(keys.cluster_of(identifier), keys.owner(identifier))
+        if write.deny:
+            tx.sadd(keys.erased(), *sorted(write.deny))
         if write.last is not None:
             tx.set(keys.cluster_last(cid), json.dumps(list(write.last)))
         tx.delete(keys.cluster_profiles(cid))
@@ -165,6 +172,8 @@ class RedisClusterStore:
             else:
                 tx.delete(keys.customer(key))
         for identifier, owner in write.owners.items():
+            if identifier in write.unindex:
+                continue
             if owner is None:
                 tx.delete(keys.owner(identifier))
             else:
@@ -173,6 +182,11 @@ class RedisClusterStore:
             tx.delete(keys.members(key))
             if members:
                 tx.sadd(keys.members(key), *sorted(members))
+
+    async def denied(self, identifiers: Collection[str]) -> set[str]:
+        ordered = list(identifiers)
+        found = await self._redis.smismember(self._keys.erased(), [digest(i) for i in ordered])
+        return {i for i, hit in zip(ordered, found, strict=True) if hit}
 
     async def unlink(self, identifier: str) -> None:
         """Add ``identifier`` (``type:value``) to the operator's unlinked set (then re-fold its cluster)."""

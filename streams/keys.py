@@ -14,6 +14,8 @@ atomic per-key update works on Redis Cluster; the identity index has a hash tag 
 | ``<ns>idg:{idg}:clog:<cluster>`` | hash | the cluster's log: item id -> canonical JSON (events, due checks) |
 | ``<ns>idg:{idg}:clp:<cluster>`` | set | the profile keys last derived from the cluster |
 | ``<ns>idg:{idg}:cll:<cluster>`` | string (JSON) | ``[at_ms, item_id]`` of the last item folded |
+| ``<ns>idg:{idg}:erased`` | set | SHA-256 digests of erased identifiers: a replay cannot bring them back |
+| ``<ns>erasure:<request id>`` | string (JSON, 30 days) | status of an erasure request, no personal data |
 | ``<ns>idg:{idg}:unlinked`` | set | identifiers an operator unlinked (``omnichannel identities unlink``) |
 | ``<ns>jrn:{<ns>jrn}:due`` | sorted set | scheduled journey checks: JSON ``[profile, kind, episode]`` -> due ms |
 | ``<ns>attr:{<ns>attr}:exposed:<action>`` | set | customer ids exposed on an action channel |
@@ -85,6 +87,14 @@ class Keys:
 
     def cluster_profiles(self, cid: str) -> str:
         return f"{self._ns}idg:{{idg}}:clp:{cid}"
+
+    def erased(self) -> str:
+        """The erasure deny-list: SHA-256 digests of erased identifiers."""
+        return f"{self._ns}idg:{{idg}}:erased"
+
+    def erasure(self, request_id: str) -> str:
+        """Status of one erasure request (JSON, no personal data)."""
+        return f"{self._ns}erasure:{request_id}"
 
     def unlinked(self) -> str:
         return f"{self._ns}idg:{{idg}}:unlinked"

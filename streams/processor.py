@@ -13,6 +13,7 @@ and the Kafka sends re-sends them; records carry deterministic ids, compacted to
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -36,6 +37,7 @@ __all__ = [
     "BY_CUSTOMER",
     "CARTS",
     "DEAD_LETTERS",
+    "ERASURE_AUDIT",
     "IDENTITY_LINKS",
     "STATE",
     "FoldStage",
@@ -50,6 +52,7 @@ IDENTITY_LINKS = "identity.links"
 CARTS = "customer.carts"
 STATE = "customer.state"
 DEAD_LETTERS = "deadletter.events"
+ERASURE_AUDIT = "erasure.audit"
 
 #: Event types about things, not people: they carry no customer identity and are not dead-lettered for it.
 _NOT_ABOUT_A_CUSTOMER = frozenset({"stock_level_changed"})
@@ -73,6 +76,19 @@ Clock = Callable[[], int]
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _subject(event: dict[str, Any]) -> str | None:
+    """The profile an erasure request names by customer id (None: it names the subject otherwise)."""
+    customer_id = (event.get("identities") or {}).get("customer_id")
+    return f"customer:{customer_id}" if customer_id else None
+
+
+def _route(outcomes: Sequence[ClusterOutcome], item_id: str) -> str | None:
+    for outcome in outcomes:
+        if item_id in outcome.result.routes:
+            return outcome.result.routes[item_id]
+    return None
 
 
 def without_identity(event: dict[str, Any]) -> bool:
@@ -117,6 +133,7 @@ class FoldStage:
         on_stock: Callable[[Sequence[dict[str, Any]]], Awaitable[object]] | None = None,
         on_applied: Callable[[Sequence[Incoming]], Awaitable[None]] | None = None,
         journeys: tuple[JourneyProcessor, JourneyStore] | None = None,
+        on_erased: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
     ) -> None:
         self._codec = codec
         self._engine = engine
@@ -127,12 +144,14 @@ class FoldStage:
         self._on_stock = on_stock
         self._on_applied = on_applied
         self._journeys = journeys
+        self._on_erased = on_erased
 
     async def process(self, batch: Sequence[Incoming], sink: Sink) -> None:
         outputs: list[Outgoing] = []
         ready: dict[str, Incoming] = {}
         news: list[NewItem] = []
         stock: list[dict[str, Any]] = []
+        candidates: list[tuple[Incoming, dict[str, Any], tuple[str, ...]]] = []
         rules = self._config.identity_rules
         for rec in batch:
             try:
@@ -153,6 +172,18 @@ class FoldStage:
             if not identifiers:
                 outputs.append(self._dead.record(rec, "identity", _NO_IDENTITY, event["event_id"]))
                 continue
+            candidates.append((rec, event, identifiers))
+        denied = await self._engine.denied({i for _, _, ids in candidates for i in ids})
+        erasures: list[dict[str, Any]] = []
+        for rec, event, identifiers in candidates:
+            if denied.intersection(identifiers):
+                # Someone erased: a replay or a late record must not bring them back (nor copy them anywhere).
+                log.info("record of an erased identifier dropped", extra={"topic": rec.topic, "offset": rec.offset})
+                if event.get("event_type") == "erasure_requested":
+                    erasures.append(event)  # already carried out: carry it out (a no-op) and report it again
+                continue
+            if event.get("event_type") == "erasure_requested":
+                erasures.append(event)
             ready.setdefault(event["event_id"], rec)  # a duplicate in one batch is sent on once
             news.append(NewItem(event_item(event), identifiers))
         if stock and self._on_stock is not None:
@@ -161,6 +192,10 @@ class FoldStage:
         outcomes, journey_out = await self._engine.apply(news)
         routed = self._outputs(outcomes, journey_out, ready, outputs)
         await self._apply_journeys(outcomes, journey_out, routed)
+        for event in erasures:
+            key = _subject(event) or _route(outcomes, event["event_id"])
+            if key is not None:
+                outputs.extend(await self._erase(key, str(event["payload"].get("request_id") or event["event_id"])))
         await sink.send(outputs)
         if self._on_applied is not None:
             await self._on_applied(batch)
@@ -187,6 +222,41 @@ class FoldStage:
         routed = self._outputs(outcomes, journey_out, {}, outputs)
         await self._apply_journeys(outcomes, journey_out, routed)
         await sink.send_and_wait(outputs)
+
+    async def _erase(self, profile_key: str, request_id: str) -> list[Outgoing]:
+        """Carry out an erasure (see :meth:`ClusterEngine.erase`); returns tombstones, updates and the audit."""
+        erasure, journey_out = await self._engine.erase(profile_key)
+        outputs: list[Outgoing] = []
+        for key in sorted(erasure.profiles):
+            outputs += [Outgoing(CARTS, key, None), Outgoing(STATE, key, None)]
+        outputs += [Outgoing(IDENTITY_LINKS, i, None) for i in sorted(erasure.identifiers)]
+        if erasure.outcome is not None:
+            for key in sorted(erasure.outcome.changed):
+                outputs.extend(self._state_records(key, erasure.outcome.derived[key]))
+            if self._journeys is not None and journey_out is not None:
+                processor, store = self._journeys
+                for key in sorted(erasure.profiles):
+                    held = erasure.outcome.before.get(key)
+                    if held is not None and held.customer is not None:
+                        processor.forget(key, held.customer, journey_out)
+                await store.apply([journey_out.effects])
+        status = {
+            "request_id": request_id,
+            "status": "done" if erasure.profiles else "nothing_held",
+            "subject_sha256": hashlib.sha256(profile_key.encode()).hexdigest(),
+            "events_erased": erasure.events,
+            "profiles_erased": len(erasure.profiles),
+            "identifiers_erased": len(erasure.identifiers),
+            "completed_at_ms": self._clock(),
+        }
+        subject = f"{self._topic_name(ERASURE_AUDIT)}-value"
+        outputs.append(
+            Outgoing(ERASURE_AUDIT, request_id, self._codec.encode(subject, "omnichannel.output.ErasureAudit", status))
+        )
+        log.info("erasure carried out", extra={k: v for k, v in status.items() if k != "subject_sha256"})
+        if self._on_erased is not None:
+            await self._on_erased(request_id, status)
+        return outputs
 
     # ------------------------------------------------------------------------------------------------------
 

@@ -28,9 +28,12 @@ class Incoming:
 
 @dataclass(frozen=True)
 class Outgoing:
-    """A record to produce: ``topic`` is a catalogue name (the namespace is added when sending)."""
+    """A record to produce: ``topic`` is a catalogue name (the namespace is added when sending).
+
+    ``value`` None is a tombstone: a compacted topic then forgets the key.
+    """
 
     topic: str
     key: str
-    value: bytes
+    value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()

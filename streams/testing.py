@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from streams.cluster_engine import ClusterView, ClusterWrite, StoredCluster, StoredProfile
+from streams.cluster_engine import ClusterView, ClusterWrite, StoredCluster, StoredProfile, digest
 
 __all__ = ["CrashError", "MemoryClusterStore"]
 
@@ -37,6 +37,7 @@ class MemoryClusterStore:
     owners: dict[str, str] = field(default_factory=dict)
     unlinked: set[str] = field(default_factory=set)
     last: dict[str, tuple[int, str]] = field(default_factory=dict)
+    erased: set[str] = field(default_factory=set)
     versions: dict[str, int] = field(default_factory=dict)
     before_commit: Callable[[], Awaitable[None]] | None = None
     fail_commit: Callable[[], bool] | None = None
@@ -98,6 +99,14 @@ class MemoryClusterStore:
             self.index[identifier] = cid
             self._bump(f"i:{identifier}")
         self.item_logs.setdefault(cid, {}).update(write.log_entries)
+        for item_id in write.log_removed:
+            self.item_logs[cid].pop(item_id, None)
+        for identifier in write.unindex:
+            self.members[cid].discard(identifier)
+            self.index.pop(identifier, None)
+            self.owners.pop(identifier, None)
+            self._bump(f"i:{identifier}")
+        self.erased |= write.deny
         if write.last is not None:
             self.last[cid] = write.last
         self.cluster_profiles[cid] = set(write.profile_keys)
@@ -105,11 +114,16 @@ class MemoryClusterStore:
             self.profiles.pop(key, None)
         self.profiles.update(write.profiles)
         for identifier, owner in write.owners.items():
+            if identifier in write.unindex:
+                continue
             if owner is None:
                 self.owners.pop(identifier, None)
             else:
                 self.owners[identifier] = owner
         self._bump(f"c:{cid}")
+
+    async def denied(self, identifiers: Collection[str]) -> set[str]:
+        return {i for i in identifiers if digest(i) in self.erased}
 
     def unlink(self, identifier: str) -> None:
         self.unlinked.add(identifier)

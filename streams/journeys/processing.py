@@ -168,6 +168,15 @@ class JourneyProcessor:
             out.effects.removes.extend((self._keys.typology(t), customer_id) for t in TYPOLOGIES if t != after.typology)
             out.effects.adds.append((self._keys.typology(after.typology), customer_id))
 
+    def forget(self, key: str, customer: CustomerState, out: JourneyOutput) -> None:
+        """An erased profile: unschedule its pending checks, take its customer id out of every matrix set."""
+        identified = customer_id_from_key(key) is not None
+        for kind, episode in pending_dues(customer.journey, identified=identified, rules=self._rules):
+            out.effects.schedule.append((schedule_member(key, kind, episode), None))
+        customer_id = customer_id_from_key(key)
+        if customer_id is not None:
+            out.effects.removes.extend((k, customer_id) for k in self._personal_sets())
+
     # ------------------------------------------------------------------------------------------------------
 
     def _take(self, key: str, customer: CustomerState, step: JourneyStep, out: JourneyOutput) -> CustomerState:
