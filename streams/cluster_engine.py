@@ -445,7 +445,8 @@ def _group(view: ClusterView, batch: Sequence[NewItem]) -> list[_Group]:
             pair = (new.item, item_to_json(new.item))
             held = chosen.get(new.item.item_id)
             chosen[new.item.item_id] = preferred(held, pair) if held is not None else pair
-        cid = old_cids[0] if old_cids else fresh[0]
+        # A new cluster's id is a digest: key names must not carry identifiers (they outlive an erasure).
+        cid = old_cids[0] if old_cids else digest(fresh[0])[:32]
         groups.append(_Group(cid, old_cids, fresh, chosen, refold=any(n.item is None for n in news)))
     return groups
 
