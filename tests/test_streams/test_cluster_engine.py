@@ -267,3 +267,32 @@ def test_a_stale_worker_never_overwrites_a_newer_commit() -> None:
     cart = store.profiles["customer:C1"].cart
     assert cart is not None and {line.product_id: line.quantity for line in cart.lines} == {"P1": 2, "P2": 1}
     assert store.commits == 2
+
+
+def test_an_erasure_removes_the_subject_and_keeps_whoever_shared_a_device() -> None:
+    rules = FoldRules()
+    store = MemoryClusterStore()
+    engine = ClusterEngine(store, rules)
+    z_phone = make_event(1, "add", 8, "P1", 1, 1_000)  # A1 + e-mail 1 on phone-1
+    z_login = make_event(2, "login", 7, "P1", 1, 2_000)  # C1 + e-mail 1
+    z_tablet = make_event(3, "add", 3, "P2", 1, 3_000)  # C1 on the family tablet
+    y_tablet = make_event(4, "add", 4, "P3", 2, 4_000)  # C2 on the family tablet
+
+    async def run() -> None:
+        await engine.apply([i for e in (z_phone, z_login, z_tablet, y_tablet) if (i := new_item(e, rules))])
+        erasure, _ = await engine.erase("customer:C1")
+        assert erasure.profiles >= {"customer:C1"} and erasure.events == 3
+        assert "tablet" not in " ".join(erasure.identifiers)  # the tablet is C2's too: not erased
+        replayed = [i for e in (z_phone, z_login) if (i := new_item(e, rules))]
+        assert await engine.denied({x for i in replayed for x in i.identifiers}) == {
+            "customer_id:C1",
+            "anonymous_id:A1",
+            "device_id:phone-1",
+            f"email_hash:{EMAILS[0]}",
+        }
+
+    asyncio.run(run())
+    assert "customer:C1" not in store.profiles and "customer_id:C1" not in store.index
+    cart = store.profiles["customer:C2"].cart
+    assert cart is not None and {line.product_id: line.quantity for line in cart.lines} == {"P3": 2}
+    assert not any("C1" in text or EMAILS[0] in text for log in store.item_logs.values() for text in log.values())
