@@ -234,3 +234,29 @@ def test_an_erased_customer_leaves_nothing_after_a_full_replay(backbone: Backbon
         assert latest.get(f"customer:{z}".encode(), b"") is None or topic == "identity.links"
     audit = _latest(bootstrap, backbone.settings.topic("erasure.audit"))
     assert len(audit) >= 1 and not any(s.encode() in (v or b"") for v in audit.values() for s in secrets)
+
+
+def test_omnichannel_erase_waits_for_the_outcome(backbone: Backbone) -> None:
+    token = uuid.uuid4().hex[:10]
+    with httpx.Client(base_url=backbone.base_url, timeout=10) as client:
+        _post(
+            client, TABLET, _event("tablet", "cart_line_added", _line("SKU-1"), f"t-{token}", customer_id=f"E-{token}")
+        )
+        _wait(lambda: client.get(f"/v1/customers/E-{token}", headers=READ).status_code == 200, "the record")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OMNICHANNEL_")}
+        env |= {
+            "KAFKA_BOOTSTRAP_SERVERS": backbone.settings.kafka_bootstrap_servers or "",
+            "SCHEMA_REGISTRY_URL": backbone.settings.schema_registry_url or "",
+            "REDIS_URL": backbone.settings.redis_url or "",
+            "OMNICHANNEL_NAMESPACE": backbone.namespace,
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "omnichannel.cli", "erase", f"E-{token}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert '"status": "done"' in done.stdout
+        assert client.get(f"/v1/customers/E-{token}", headers=READ).status_code == 404
