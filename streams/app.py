@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -33,7 +34,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from omnichannel.lag.processor_metrics import processor_metrics
-from omnichannel.settings import Settings
+from omnichannel.settings import KafkaSecurity, Settings
 from schemas.codec import AvroCodec
 from schemas.registry import ConfluentSchemaRegistry
 from schemas.topics import CHANNELS, channel_topic
@@ -49,7 +50,7 @@ from streams.keys import Keys
 from streams.processor import BY_CUSTOMER, CARTS, DEAD_LETTERS, ERASURE_AUDIT, IDENTITY_LINKS, STATE, FoldStage
 from streams.records import Incoming, Outgoing
 
-__all__ = ["EXIT_INFRASTRUCTURE", "build_app", "redis_client"]
+__all__ = ["EXIT_INFRASTRUCTURE", "build_app", "faust_credentials", "redis_client"]
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,23 @@ def _fatal(stage: str, exc: BaseException) -> None:
     os._exit(EXIT_INFRASTRUCTURE)  # not sys.exit: Faust would commit the batch's offsets on shutdown
 
 
+def faust_credentials(security: KafkaSecurity) -> Any:
+    """The Faust/aiokafka form of the Kafka security settings (None for PLAINTEXT)."""
+    if security.protocol == "PLAINTEXT":
+        return None
+    context = None
+    if security.protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=str(security.ca_file) if security.ca_file else None)
+    if security.protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return faust.SASLCredentials(
+        username=security.sasl_username,
+        password=security.sasl_password,
+        mechanism=security.sasl_mechanism or "PLAIN",
+        ssl_context=context,
+    )
+
+
 def build_app(settings: Settings, config: ProcessorConfig, app_id: str | None = None) -> faust.App:
     """The worker's Faust app, wired to the settings' Kafka, registry and Redis (nothing starts yet)."""
     assert settings.kafka_bootstrap_servers and settings.schema_registry_url and settings.redis_url
@@ -130,8 +148,11 @@ def build_app(settings: Settings, config: ProcessorConfig, app_id: str | None = 
         broker_commit_interval=1.0,
         producer_acks=-1,
         producer_linger=0.005,
+        broker_credentials=faust_credentials(settings.kafka_security),
     )
-    codec = AvroCodec(ConfluentSchemaRegistry(settings.schema_registry_url))
+    codec = AvroCodec(
+        ConfluentSchemaRegistry(settings.schema_registry_url, basic_auth=settings.schema_registry_basic_auth)
+    )
     redis = redis_client(settings.redis_url)
     keys = Keys(settings.namespace)
 

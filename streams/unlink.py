@@ -57,6 +57,7 @@ class _ProducerSink:
                 "partitioner": "murmur2_random",
                 "acks": "all",
                 "enable.idempotence": True,
+                **settings.kafka_security.confluent_config(),
             }
         )
 
@@ -92,7 +93,9 @@ async def unlink(settings: Settings, config: ProcessorConfig, identifier_type: s
     keys = Keys(settings.namespace)
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
     try:
-        codec = AvroCodec(ConfluentSchemaRegistry(settings.schema_registry_url))
+        codec = AvroCodec(
+            ConfluentSchemaRegistry(settings.schema_registry_url, basic_auth=settings.schema_registry_basic_auth)
+        )
         journeys = JourneyProcessor(codec, config.journeys, settings.topic, keys)
         store = RedisClusterStore(redis, keys)
         stage = FoldStage(
