@@ -107,6 +107,8 @@ class ClusterWrite:
     profile_keys: frozenset[str]
     owners: dict[str, str | None]  # identifier -> profile key (None: no longer owned)
     members_of: dict[str, frozenset[str]]  # profile key -> its identifiers (changed ones)
+    before: Mapping[str, StoredProfile] = field(default_factory=dict)  # what the profiles held: write only changes
+    profile_keys_changed: bool = True
     log_removed: frozenset[str] = frozenset()  # item ids erased from the log
     unindex: frozenset[str] = frozenset()  # identifiers erased: out of the cluster and its index
     deny: frozenset[str] = frozenset()  # digests of erased identifiers (streams.cluster_engine.digest)
@@ -378,11 +380,14 @@ class ClusterEngine:
         for identifier in members:
             if rewrite_all or old_owners.get(identifier) != new_owners.get(identifier):
                 owners[identifier] = new_owners.get(identifier)
-        touched = {k for k in new_owners.values()} | {k for k in old_owners.values()}
-        members_of = {
-            k: frozenset(ident(i) for i in result.graph.members(k))
-            for k in (result.graph.profiles.keys() if rewrite_all else touched)
-        }
+        old_members: dict[str, set[str]] = {}
+        for identifier, key in old_owners.items():
+            old_members.setdefault(key, set()).add(identifier)
+        members_of = {}
+        for key in set(result.graph.profiles) | set(old_members):
+            now_members = frozenset(ident(i) for i in result.graph.members(key))
+            if rewrite_all or now_members != old_members.get(key, set()):
+                members_of[key] = now_members
         write = ClusterWrite(
             cid=group.cid,
             members=members,
@@ -394,7 +399,9 @@ class ClusterEngine:
             dropped_profiles=set(before) - set(outcome.derived),
             profile_keys=frozenset(outcome.derived),
             owners=owners,
-            members_of=members_of if owners or rewrite_all else {},
+            members_of=members_of,
+            before={} if rewrite_all else before,
+            profile_keys_changed=rewrite_all or set(outcome.derived) != set(before),
         )
         return outcome, write
 

@@ -22,8 +22,12 @@ from streams.state_json import cart_from_json, cart_to_json, customer_from_json,
 __all__ = ["RedisClusterStore", "meta_to_json"]
 
 
-def meta_to_json(merged_into: str | None, cid: str) -> str:
-    return json.dumps({"merged_into": merged_into, "cluster": cid}, separators=(",", ":"))
+#: Field of a cluster's log hash holding ``[at_ms, item_id]`` of the last item folded (item ids never start with ~).
+LAST_FIELD = "~last"
+
+
+def meta_to_json(merged_into: str | None) -> str:
+    return json.dumps({"merged_into": merged_into}, separators=(",", ":"))
 
 
 class RedisClusterStore:
@@ -57,38 +61,34 @@ class RedisClusterStore:
                 for cid in cids:
                     reads.smembers(keys.cluster_members(cid))
                     reads.smembers(keys.cluster_profiles(cid))
-                    reads.get(keys.cluster_last(cid))
-                    if cid in asked:
-                        reads.hmget(keys.cluster_log(cid), asked[cid])
-                    else:
-                        reads.ping()  # keeps four replies per cluster
+                    reads.hmget(keys.cluster_log(cid), [LAST_FIELD, *asked.get(cid, [])])
                 raw = await reads.execute()
                 shapes = []
-                for n, cid in enumerate(cids):
-                    members, profiles, last, held = raw[4 * n : 4 * n + 4]
-                    ids = asked.get(cid, [])
-                    present = frozenset(i for i, v in zip(ids, held if ids else [], strict=True) if v is not None)
-                    shapes.append((cid, members, profiles, last, present))
                 reads = self._redis.pipeline(transaction=False)
-                for _cid, members, profiles, _last, _present in shapes:
-                    for key in sorted(profiles):
-                        reads.mget([keys.cart(key), keys.customer(key), keys.meta(key)])
-                    if members:
-                        reads.mget([keys.owner(m) for m in sorted(members)])
-                derived = iter(await reads.execute())
-                for cid, members, profiles, last, present in shapes:
+                for n, cid in enumerate(cids):
+                    members, profiles, (last, *held) = raw[3 * n : 3 * n + 3]
+                    ids = asked.get(cid, [])
+                    present = frozenset(i for i, v in zip(ids, held, strict=True) if v is not None)
+                    ordered_members, ordered_profiles = sorted(members), sorted(profiles)
+                    shapes.append((cid, ordered_members, ordered_profiles, last, present))
+                    derived_keys = [k for p in ordered_profiles for k in (keys.cart(p), keys.customer(p), keys.meta(p))]
+                    derived_keys += [keys.owner(m) for m in ordered_members]
+                    if derived_keys:
+                        reads.mget(derived_keys)
+                    else:
+                        reads.ping()  # one reply per cluster
+                derived = await reads.execute()
+                for (cid, members, profiles, last, present), values in zip(shapes, derived, strict=True):
                     stored: dict[str, StoredProfile] = {}
-                    for key in sorted(profiles):
-                        cart, customer, meta = next(derived)
+                    for n, key in enumerate(profiles):
+                        cart, customer, meta = values[3 * n : 3 * n + 3]
                         stored[key] = StoredProfile(
                             cart_from_json(cart) if cart else None,
                             customer_from_json(customer) if customer else None,
                             json.loads(meta).get("merged_into") if meta else None,
                         )
-                    owners: dict[str, str] = {}
-                    if members:
-                        ordered = sorted(members)
-                        owners = {m: o for m, o in zip(ordered, next(derived), strict=True) if o is not None}
+                    owner_values = values[3 * len(profiles) :] if members else []
+                    owners = {m: o for m, o in zip(members, owner_values, strict=True) if o is not None}
                     last_order = None
                     if last:
                         at_ms, item_id = json.loads(last)
@@ -106,11 +106,12 @@ class RedisClusterStore:
         reads = self._redis.pipeline(transaction=False)
         for cid in ordered:
             reads.hgetall(self._keys.cluster_log(cid))
-        return {cid: dict(found) for cid, found in zip(ordered, await reads.execute(), strict=True)}
+        found = await reads.execute()
+        return {cid: {k: v for k, v in log.items() if k != LAST_FIELD} for cid, log in zip(ordered, found, strict=True)}
 
     def _cluster_keys(self, cid: str) -> list[str]:
         keys = self._keys
-        return [keys.cluster_members(cid), keys.cluster_log(cid), keys.cluster_profiles(cid), keys.cluster_last(cid)]
+        return [keys.cluster_members(cid), keys.cluster_log(cid), keys.cluster_profiles(cid)]
 
     async def commit(self, view: ClusterView, writes: Sequence[ClusterWrite]) -> bool:
         tx = view.handle
@@ -133,18 +134,16 @@ class RedisClusterStore:
     def _queue(tx: Any, keys: Keys, write: ClusterWrite) -> None:
         cid = write.cid
         for absorbed in write.absorbed:
-            tx.delete(
-                keys.cluster_members(absorbed),
-                keys.cluster_log(absorbed),
-                keys.cluster_profiles(absorbed),
-                keys.cluster_last(absorbed),
-            )
+            tx.delete(keys.cluster_members(absorbed), keys.cluster_log(absorbed), keys.cluster_profiles(absorbed))
         if write.reindex:
             tx.sadd(keys.cluster_members(cid), *sorted(write.reindex))
             for identifier in sorted(write.reindex):
                 tx.set(keys.cluster_of(identifier), cid)
-        if write.log_entries:
-            tx.hset(keys.cluster_log(cid), mapping=write.log_entries)
+        entries = dict(write.log_entries)
+        if write.last is not None:
+            entries[LAST_FIELD] = json.dumps(list(write.last))
+        if entries:
+            tx.hset(keys.cluster_log(cid), mapping=entries)
         if write.log_removed:
             tx.hdel(keys.cluster_log(cid), *sorted(write.log_removed))
         for identifier in sorted(write.unindex):
@@ -152,25 +151,29 @@ class RedisClusterStore:
             tx.delete(keys.cluster_of(identifier), keys.owner(identifier))
         if write.deny:
             tx.sadd(keys.erased(), *sorted(write.deny))
-        if write.last is not None:
-            tx.set(keys.cluster_last(cid), json.dumps(list(write.last)))
-        tx.delete(keys.cluster_profiles(cid))
-        if write.profile_keys:
-            tx.sadd(keys.cluster_profiles(cid), *sorted(write.profile_keys))
+        if write.profile_keys_changed:
+            tx.delete(keys.cluster_profiles(cid))
+            if write.profile_keys:
+                tx.sadd(keys.cluster_profiles(cid), *sorted(write.profile_keys))
         for key in sorted(write.dropped_profiles):
             tx.delete(keys.cart(key), keys.customer(key), keys.meta(key), keys.members(key))
         for key, profile in write.profiles.items():
-            tx.set(keys.meta(key), meta_to_json(profile.merged_into, cid))
-            if profile.cart is not None:
-                text = cart_to_json(profile.cart)
-                tx.set(keys.cart(key), text)
-                tx.publish(keys.cart_updates(key), text)
-            else:
-                tx.delete(keys.cart(key))
-            if profile.customer is not None:
-                tx.set(keys.customer(key), customer_to_json(profile.customer))
-            else:
-                tx.delete(keys.customer(key))
+            held = write.before.get(key)
+            # Only what changed: most events touch one profile's record, fewer its cart, rarely its merge.
+            if held is None or held.merged_into != profile.merged_into:
+                tx.set(keys.meta(key), meta_to_json(profile.merged_into))
+            if held is None or held.cart != profile.cart:
+                if profile.cart is not None:
+                    text = cart_to_json(profile.cart)
+                    tx.set(keys.cart(key), text)
+                    tx.publish(keys.cart_updates(key), text)
+                else:
+                    tx.delete(keys.cart(key))
+            if held is None or held.customer != profile.customer:
+                if profile.customer is not None:
+                    tx.set(keys.customer(key), customer_to_json(profile.customer))
+                else:
+                    tx.delete(keys.customer(key))
         for identifier, owner in write.owners.items():
             if identifier in write.unindex:
                 continue

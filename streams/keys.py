@@ -5,15 +5,14 @@ atomic per-key update works on Redis Cluster; the identity index has a hash tag 
 |---|---|---|
 | ``<ns>cart:{<key>}`` | string (JSON ``omnichannel.output.Cart``) | the cart of a profile key |
 | ``<ns>customer:{<key>}`` | string (JSON ``omnichannel.output.CustomerState``) | the customer record |
-| ``<ns>meta:{<key>}`` | string (JSON) | ``merged_into`` once absorbed, and the ``cluster`` the profile is in |
+| ``<ns>meta:{<key>}`` | string (JSON) | ``merged_into`` once absorbed |
 | ``<ns>cart-updates:{<key>}`` | pub/sub channel | each cart change, for live readers (SSE) |
 | ``<ns>idg:{idg}:owner:<type>:<value>`` | string | profile key owning an identifier |
 | ``<ns>idg:{idg}:members:<profile>`` | set | identifiers (``type:value``) of a profile |
 | ``<ns>idg:{idg}:cl:<type>:<value>`` | string | the cluster (connected identifiers) an identifier is in |
 | ``<ns>idg:{idg}:clm:<cluster>`` | set | the cluster's identifiers |
-| ``<ns>idg:{idg}:clog:<cluster>`` | hash | the cluster's log: item id -> canonical JSON (events, due checks) |
+| ``<ns>idg:{idg}:clog:<cluster>`` | hash | item id -> canonical JSON (events, due checks); ``~last``: last folded |
 | ``<ns>idg:{idg}:clp:<cluster>`` | set | the profile keys last derived from the cluster |
-| ``<ns>idg:{idg}:cll:<cluster>`` | string (JSON) | ``[at_ms, item_id]`` of the last item folded |
 | ``<ns>idg:{idg}:erased`` | set | SHA-256 digests of erased identifiers: a replay cannot bring them back |
 | ``<ns>erasure:<request id>`` | string (JSON, 30 days) | status of an erasure request, no personal data |
 | ``<ns>idg:{idg}:unlinked`` | set | identifiers an operator unlinked (``omnichannel identities unlink``) |
@@ -81,9 +80,6 @@ class Keys:
 
     def cluster_log(self, cid: str) -> str:
         return f"{self._ns}idg:{{idg}}:clog:{cid}"
-
-    def cluster_last(self, cid: str) -> str:
-        return f"{self._ns}idg:{{idg}}:cll:{cid}"
 
     def cluster_profiles(self, cid: str) -> str:
         return f"{self._ns}idg:{{idg}}:clp:{cid}"
