@@ -159,11 +159,15 @@ class ProfileState:
 class FoldHooks(Protocol):
     """Journeys ride along the fold (see :class:`streams.journeys.processing.JourneyProcessor`).
 
-    ``out`` collects what an item decides (records to send, idempotent Redis effects); the fold passes a
-    throw-away collector for items whose effects were already emitted by an earlier run.
+    ``out`` collects what an item decides (records to send, idempotent Redis effects). For items whose records
+    were already sent by an earlier run, the fold passes ``replay_output(out)``: their records are dropped, but
+    their effects are applied again, in order, because a re-fold can change them (an exposure that now lands on
+    an identified customer) and applying idempotent effects again in order ends in the fold's final state.
     """
 
     def new_output(self) -> Any: ...
+
+    def replay_output(self, out: Any) -> Any: ...
 
     def on_event(
         self, key: str, event: Mapping[str, Any], before: Cart, after: Cart, customer: CustomerState, out: Any
@@ -252,8 +256,8 @@ def fold(
 ) -> FoldResult:
     """Replay ``items`` (distinct ids) in ``(at_ms, item_id)`` order; see the module docstring.
 
-    ``emit``: ids of the items whose outputs go to ``out`` (the items of the batch being processed);
-    the others' journey outputs are discarded (already emitted when they were processed).
+    ``emit``: ids of the items whose outputs go to ``out`` (the items of the batch being processed); the
+    others' journey records are dropped (sent when they were processed), their effects kept (see FoldHooks).
     ``start``: continue from the state a fold left after its last item, when every item of ``items`` comes
     after that one in the order (the result is then the fold of all of them; see :class:`FoldStart`).
     """
@@ -263,9 +267,11 @@ def fold(
         graph.load(start.owners)
         profiles.update((k, ProfileState(p.cart, p.customer, p.merged_into)) for k, p in start.profiles.items())
     result = FoldResult(IdentityGraph(), profiles, {}, [], {})
-    discard: Any = hooks.new_output() if hooks is not None else None
+    replay: Any = None
+    if hooks is not None:
+        replay = hooks.replay_output(out) if out is not None else hooks.new_output()
     for item in sorted(items, key=lambda i: i.order):
-        sink = out if item.item_id in emit else discard
+        sink = out if item.item_id in emit else replay
         if item.event is not None:
             _apply_event(item, graph, profiles, rules, unlinked, hooks, sink, result, item.item_id in emit)
         elif item.due is not None and hooks is not None:

@@ -99,6 +99,10 @@ class JourneyProcessor:
     def new_output(self) -> JourneyOutput:
         return JourneyOutput()
 
+    def replay_output(self, out: JourneyOutput) -> JourneyOutput:
+        """For items already processed: their records are not sent again, their idempotent effects are."""
+        return JourneyOutput(records=[], effects=out.effects)
+
     def on_merge(
         self, key: str, merge_id: str, cart: Cart, customer: CustomerState, out: JourneyOutput
     ) -> CustomerState:

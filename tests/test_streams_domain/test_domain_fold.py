@@ -238,3 +238,36 @@ def test_a_payload_that_does_not_fit_its_event_type_is_rejected_and_the_rest_goe
     assert lines(result.profiles["customer:C"]) == {"A": 1, "B": 1}
     record = result.profiles["customer:C"].customer
     assert record is not None and record.open_tickets == frozenset()
+
+
+class _Recorder:
+    """Fold hooks that note, per item, which collector its decisions went to."""
+
+    def new_output(self) -> dict[str, list[str]]:
+        return {"records": [], "effects": []}
+
+    def replay_output(self, out: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {"records": [], "effects": out["effects"]}
+
+    def on_event(self, key: str, event: Any, before: Any, after: Any, customer: Any, out: Any) -> Any:
+        out["records"].append(event["event_id"])
+        out["effects"].append(f"{event['event_id']}@{key}")
+        return customer
+
+    def on_merge(self, key: str, merge_id: str, cart: Any, customer: Any, out: Any) -> Any:
+        return customer
+
+    def on_due(self, key: str, due: Any, cart: Any, customer: Any, out: Any) -> Any:
+        return customer
+
+
+def test_a_refold_sends_records_once_but_applies_every_effect_again_in_order() -> None:
+    # A touch processed while its phone was unknown, then a login with the same time that sorts before it:
+    # folded again, the touch lands on the customer; its (idempotent) effects must say so, its records not repeat.
+    touch = ev("t-2", "page_viewed", 1_000, {"url": "u", "title": None, "referrer": None}, phone_hash=E_X)
+    login = ev("t-1", "login", 1_000, {"method": "password"}, customer_id="C", phone_hash=E_X)
+    hooks = _Recorder()
+    out = hooks.new_output()
+    fold([event_item(touch), event_item(login)], RULES, hooks=hooks, emit={"t-1"}, out=out)
+    assert out["records"] == ["t-1"]
+    assert out["effects"] == ["t-1@customer:C", "t-2@customer:C"]
