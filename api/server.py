@@ -18,6 +18,7 @@ from starlette.staticfiles import StaticFiles
 from api.admin import admin_router
 from api.health import kafka_probe, readiness_router, redis_probe, registry_probe
 from api.journeys import journeys_router
+from api.openapi import read_components
 from api.reads import reads_router
 from api.store import ReadStore
 from connectors.auth import KeyRing
@@ -61,7 +62,7 @@ def create_server(
     ``processor``: the workers' configuration (``ProcessorConfig.from_env()`` at the entry point), for unlinks.
     """
     assert settings.redis_url is not None and settings.schema_registry_url is not None
-    app = create_app(config, publisher)
+    app = create_app(config, publisher, components=read_components())
     app.title = "Omnichannel backbone API"
     redis, keys = read_redis_client(settings.redis_url), Keys(settings.namespace)
     keyring = KeyRing(config.keys, config.read_keys, config.admin_keys)
