@@ -7,14 +7,17 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.staticfiles import StaticFiles
 
 from connectors.auth import KeyRing
 from connectors.channels import load_adapters
@@ -30,9 +33,11 @@ from connectors.publisher import Publisher
 from omnichannel.logs import kv
 from schemas.validation import Problem
 
-__all__ = ["create_app"]
+__all__ = ["SWAGGER_UI_DIR", "create_app"]
 
 log = logging.getLogger(__name__)
+
+SWAGGER_UI_DIR: Final = Path(__file__).resolve().parent / "swagger_ui"
 
 _DESCRIPTION = """
 The way into the omnichannel backbone for channel apps and providers. Every accepted event is validated
@@ -71,7 +76,7 @@ def create_app(
         version="1.0.0",
         description=_DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served below from the vendored assets: no CDN, so /docs works offline
         redoc_url=None,
     )
     if config.dev:  # loud on purpose: the development keys and secrets are public
@@ -108,10 +113,28 @@ def create_app(
         """200 while the process serves requests. Kafka's health shows in publish answers (503)."""
         return json_response(200, {"status": "ok"})
 
+    _mount_docs(app)
     _install_error_handlers(app)
     extra = dict(components or {})
     app.openapi = lambda: _openapi(app, extra)  # type: ignore[method-assign]
     return app
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from files shipped in this package (see ``swagger_ui/README.md``)."""
+    app.mount("/docs/assets", StaticFiles(directory=SWAGGER_UI_DIR), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+            oauth2_redirect_url=None,
+            swagger_ui_parameters={"persistAuthorization": True},
+        )
 
 
 def _webhook_configured(channel: str, config: CollectorConfig) -> bool:
