@@ -38,6 +38,14 @@ log = logging.getLogger(__name__)
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 
+_READ_DESCRIPTION = """
+Channel apps read the unified view back: the customer record, the cart (also live, as server-sent events), who
+an identifier belongs to, attribution, typology and store stock. Every answer carries `freshness`: per channel,
+the newest event time applied. **Keys**: a channel key publishes its channels' events, a read key
+(`OMNICHANNEL_READ_KEYS`) reads, an admin key (`OMNICHANNEL_ADMIN_KEYS`) administers; send it as `X-Api-Key`
+(the Authorize button) or `Authorization: Bearer`.
+"""
+
 
 def read_redis_client(url: str) -> Redis:
     """The read API's Redis client: a short retry budget, so an outage answers 503 in about a second.
@@ -64,6 +72,7 @@ def create_server(
     assert settings.redis_url is not None and settings.schema_registry_url is not None
     app = create_app(config, publisher, components=read_components())
     app.title = "Omnichannel backbone API"
+    app.description = (app.description or "") + _READ_DESCRIPTION
     redis, keys = read_redis_client(settings.redis_url), Keys(settings.namespace)
     keyring = KeyRing(config.keys, config.read_keys, config.admin_keys)
     store = ReadStore(redis, keys)

@@ -1,5 +1,5 @@
 """``/docs`` in a real headless Chromium with no network: Swagger UI comes from the app itself, lists every
-operation with its summary, and offers the Authorize button (the API-key scheme)."""
+operation with its summary, and its Authorize button sends the key on "Try it out" (the API-key scheme)."""
 
 from __future__ import annotations
 
@@ -104,7 +104,25 @@ def test_the_docs_page_renders_every_operation_without_network(base_url: str, tm
             assert page.locator("button.authorize").is_visible(), "no Authorize button: the security scheme is missing"
             screenshot = page.screenshot(path=str(tmp_path / "docs.png"), full_page=False)
             ink = _ink(browser.new_page(), screenshot)
+            status = _try_typology_with_a_key(page, "dev-read")
         finally:
             browser.close()
     assert not outside, f"/docs reached outside the app: {outside}"
     assert ink["inked"] > 0.03 and ink["colours"] > 50, f"the screenshot looks blank: {ink}"
+    assert status == "200", "Authorize did not send the key: the read was refused"
+
+
+def _try_typology_with_a_key(page: Page, key: str) -> str:
+    """Authorize with ``key`` as X-Api-Key, then "Try it out" on GET /v1/typology: the status it got."""
+    page.click("button.authorize")
+    scheme = page.locator(".modal-ux .auth-container").filter(has_text="X-Api-Key")
+    scheme.locator("input").fill(key)
+    scheme.locator("button.authorize").click()
+    page.locator(".modal-ux button.btn-done").first.click()
+    operation = page.locator(".opblock").filter(has_text="/v1/typology")
+    operation.locator(".opblock-summary-control").click()
+    operation.locator("button.try-out__btn").click()
+    operation.locator("button.execute").click()
+    cell = operation.locator(".live-responses-table tr.response .response-col_status").first
+    cell.wait_for(timeout=15_000)
+    return cell.inner_text().strip()
