@@ -6,6 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from redis.asyncio import Redis
 
+from api import examples
+from api.openapi import ADMIN_ERRORS, bad_request, ok
 from connectors.auth import KeyRing
 from connectors.errors import PublishError
 from connectors.http import HttpError, json_response
@@ -68,6 +70,16 @@ def admin_router(
         "/v1/identities/{identifier_type}/{value}/unlink",
         summary="Split a wrong link (admin key)",
         response_class=Response,
+        responses={
+            200: ok("The identifier is unlinked.", "Unlinked", examples.UNLINKED),
+            **bad_request(
+                "The identifier cannot be unlinked (unknown type, a customer id), or Kafka did not take the records.",
+                "cannot_unlink",
+                "a customer id defines its profile and cannot be unlinked; unlink the identifier that was wrongly "
+                "linked to it (e.g. email_hash, device_id)",
+            ),
+            **ADMIN_ERRORS,
+        },
     )
     async def unlink_identifier(identifier_type: str, value: str, request: Request) -> Response:
         """The identifier stops linking anyone, from the start of its cluster's history.

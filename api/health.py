@@ -16,6 +16,8 @@ from fastapi.responses import Response
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from api import examples
+from api.openapi import ok
 from connectors.http import json_response
 from connectors.publisher import Publisher
 
@@ -23,6 +25,13 @@ __all__ = ["Probe", "kafka_probe", "readiness_router", "redis_probe", "registry_
 
 Probe = Callable[[], Awaitable[str | None]]
 """Checks one dependency: ``None`` when it answers, else what is wrong (a sentence for the operator)."""
+
+_UNREADY = examples.READINESS | {
+    "status": "unavailable",
+    "checks": examples.READINESS["checks"]
+    | {"redis": {"ok": False, "detail": "Redis did not answer PING: ConnectionError"}},
+    "ms": 1003,
+}
 
 #: Each probe's budget: a readiness check must answer well inside an orchestrator's probe timeout.
 _PROBE_TIMEOUT_S = 2.0
@@ -70,7 +79,16 @@ def readiness_router(probes: Mapping[str, Probe]) -> APIRouter:
     """``GET /readyz``: 200 when every probe passes, 503 naming each dependency that does not."""
     router = APIRouter(tags=["operations"])
 
-    @router.get("/readyz", summary="Readiness: Kafka, registry and Redis, each checked", response_class=Response)
+    @router.get(
+        "/readyz",
+        summary="Readiness: Kafka, registry and Redis, each checked",
+        response_class=Response,
+        responses={
+            200: ok("Every dependency answers.", "Readiness", examples.READINESS),
+            503: ok("At least one dependency does not answer (named in `checks`).", "Readiness", _UNREADY),
+        },
+        openapi_extra={"security": []},
+    )
     async def readyz() -> Response:
         """`{"status": "ready"|"unavailable", "checks": {"kafka": {"ok", "detail"}, ...}}`; 503 while one is down."""
         names = list(probes)

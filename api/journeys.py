@@ -16,6 +16,8 @@ from typing import Any, Final
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from api import examples
+from api.openapi import READ_ERRORS, STOCK_ERRORS, bad_request, not_found, ok
 from api.store import ReadStore, profile_key_for
 from connectors.auth import KeyRing
 from connectors.http import HttpError, json_response
@@ -60,7 +62,12 @@ def journeys_router(journeys: JourneyStore, reads: ReadStore, keyring: KeyRing) 
     """The journeys read routes over the processors' Redis keys."""
     router = APIRouter(tags=["journeys"])
 
-    @router.get("/v1/attribution/matrix", summary="Action channel x response channel", response_class=Response)
+    @router.get(
+        "/v1/attribution/matrix",
+        summary="Action channel x response channel",
+        response_class=Response,
+        responses={200: ok("The live matrix.", "AttributionMatrix", examples.ATTRIBUTION), **READ_ERRORS},
+    )
     async def get_matrix(request: Request) -> Response:
         """For each action channel (campaign touches), the customers exposed to it; for each response channel
         they converted on, how many of them converted with the credit going to that action channel, and the
@@ -98,7 +105,12 @@ def journeys_router(journeys: JourneyStore, reads: ReadStore, keyring: KeyRing) 
         }
         return json_response(200, body)
 
-    @router.get("/v1/typology", summary="Customers per channel typology", response_class=Response)
+    @router.get(
+        "/v1/typology",
+        summary="Customers per channel typology",
+        response_class=Response,
+        responses={200: ok("Counts per class.", "Typology", examples.TYPOLOGY), **READ_ERRORS},
+    )
     async def get_typology(request: Request) -> Response:
         """Identified customers per class: `mono_channel`, `multi_channel`, `cross_channel`, and `unknown`
         (no channel used yet, e.g. only campaign sends). Each customer's own class is in its record."""
@@ -106,7 +118,20 @@ def journeys_router(journeys: JourneyStore, reads: ReadStore, keyring: KeyRing) 
         counts = await journeys.typology_counts()
         return json_response(200, {"counts": counts, "customers": sum(counts.values())})
 
-    @router.get("/v1/stores/{store_id}/availability", summary="Stock in a store", response_class=Response)
+    @router.get(
+        "/v1/stores/{store_id}/availability",
+        summary="Stock in a store",
+        response_class=Response,
+        responses={
+            200: ok("Stock per product asked for.", "StoreAvailability", examples.STORE_AVAILABILITY),
+            **bad_request(
+                "A malformed store code, no products named, too many, or a malformed product id.",
+                "missing_products",
+                "name the products to check: ?products=SKU-1,SKU-2",
+            ),
+            **STOCK_ERRORS,
+        },
+    )
     async def get_store_availability(store_id: str, request: Request, products: str | None = None) -> Response:
         """Units available per product (`?products=SKU-1,SKU-2`), as the stock feed last reported them.
 
@@ -123,6 +148,20 @@ def journeys_router(journeys: JourneyStore, reads: ReadStore, keyring: KeyRing) 
         "/v1/customers/{customer_id}/cart/availability",
         summary="Can this cart be collected in a store?",
         response_class=Response,
+        responses={
+            200: ok("Each line against the store's stock.", "CartAvailability", examples.CART_AVAILABILITY),
+            **bad_request(
+                "No store named, or a malformed store code.",
+                "missing_store",
+                "name the store to collect from: ?store=S0231",
+            ),
+            **not_found(
+                "The backbone has no cart and no record of this customer.",
+                "unknown_customer",
+                "no cart and no record for 'C000123456'",
+            ),
+            **READ_ERRORS,
+        },
     )
     async def get_cart_availability(customer_id: str, request: Request, store: str | None = None) -> Response:
         """Each line of the customer's current cart against the store's stock (`?store=S0231`).

@@ -18,12 +18,21 @@ from fastapi.responses import Response
 from sse_starlette.sse import EventSourceResponse
 from starlette.datastructures import Headers
 
+from api import examples
+from api.openapi import READ_ERRORS, bad_request, not_found, ok
 from api.store import ReadStore, profile_key_for
 from connectors.auth import KeyRing
+from connectors.collector.openapi import KEY_SECURITY
 from connectors.http import HttpError, json_response
 from streams.domain.identity import IDENTIFIER_TYPES
 
 __all__ = ["reads_router"]
+
+_NO_CUSTOMER = not_found(
+    "The backbone processed no event of this customer (or profile).",
+    "unknown_customer",
+    "no customer record for 'C000123456': no event of it was processed",
+)
 
 
 def _not_found(what: str, detail: str) -> HttpError:
@@ -38,7 +47,12 @@ def reads_router(store: ReadStore, keyring: KeyRing, *, idle_poll_s: float = 15.
         record = await store.customer(profile)
         return dict(record["freshness"]) if record else {}
 
-    @router.get("/v1/customers/{customer_id}", summary="The unified customer record", response_class=Response)
+    @router.get(
+        "/v1/customers/{customer_id}",
+        summary="The unified customer record",
+        response_class=Response,
+        responses={200: ok("The record.", "CustomerAnswer", examples.CUSTOMER), **_NO_CUSTOMER, **READ_ERRORS},
+    )
     async def get_customer(customer_id: str, request: Request) -> Response:
         """Identities, channels used, recent searches and products, consent, experience signals, freshness.
 
@@ -52,7 +66,12 @@ def reads_router(store: ReadStore, keyring: KeyRing, *, idle_poll_s: float = 15.
             raise _not_found("customer", f"no customer record for {customer_id!r}: no event of it was processed")
         return json_response(200, {"profile": profile, "customer": record, "freshness": record["freshness"]})
 
-    @router.get("/v1/customers/{customer_id}/cart", summary="The current cart", response_class=Response)
+    @router.get(
+        "/v1/customers/{customer_id}/cart",
+        summary="The current cart",
+        response_class=Response,
+        responses={200: ok("The cart.", "CartAnswer", examples.CART), **_NO_CUSTOMER, **READ_ERRORS},
+    )
     async def get_cart(customer_id: str, request: Request) -> Response:
         """The open (or last) cart of a customer; lines carry quantity, unit price and provenance."""
         keyring.require_read(request.headers)
@@ -66,6 +85,20 @@ def reads_router(store: ReadStore, keyring: KeyRing, *, idle_poll_s: float = 15.
         "/v1/identities/{identifier_type}/{value}",
         summary="Which customer an identifier belongs to",
         response_class=Response,
+        responses={
+            200: ok("The profile holding the identifier.", "IdentityAnswer", examples.IDENTITY),
+            **bad_request(
+                "`identifier_type` is not one of the identifier types.",
+                "unknown_identifier_type",
+                f"'email' is not one of {', '.join(IDENTIFIER_TYPES)}",
+            ),
+            **not_found(
+                "The identifier is not linked to any profile.",
+                "unknown_identifier",
+                "anonymous_id 'anon-7f3a' is not linked to any profile",
+            ),
+            **READ_ERRORS,
+        },
     )
     async def get_identity(identifier_type: str, value: str, request: Request) -> Response:
         """So a freshly logged-in device (or an anonymous one) finds its profile and cart.
@@ -90,7 +123,20 @@ def reads_router(store: ReadStore, keyring: KeyRing, *, idle_poll_s: float = 15.
         }
         return json_response(200, body)
 
-    @router.get("/v1/customers/{customer_id}/cart/stream", summary="Live cart changes (server-sent events)")
+    @router.get(
+        "/v1/customers/{customer_id}/cart/stream",
+        summary="Live cart changes (server-sent events)",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "A `text/event-stream`: `event: cart` lines whose `data` is `{profile, cart}`.",
+                "content": {"text/event-stream": {"schema": {"type": "string"}, "example": examples.CART_STREAM}},
+            },
+            401: READ_ERRORS[401],
+            403: READ_ERRORS[403],
+        },
+        openapi_extra={"security": [*KEY_SECURITY, {"ApiKeyQuery": []}]},
+    )
     async def stream_cart(customer_id: str, request: Request, api_key: str | None = None) -> EventSourceResponse:
         """First a `cart` event with the current cart, then one per change as the processors apply it.
 

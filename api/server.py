@@ -18,6 +18,7 @@ from starlette.staticfiles import StaticFiles
 from api.admin import admin_router
 from api.health import kafka_probe, readiness_router, redis_probe, registry_probe
 from api.journeys import journeys_router
+from api.openapi import read_components
 from api.reads import reads_router
 from api.store import ReadStore
 from connectors.auth import KeyRing
@@ -36,6 +37,14 @@ __all__ = ["DEMO_DIR", "create_server", "read_redis_client"]
 log = logging.getLogger(__name__)
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
+
+_READ_DESCRIPTION = """
+Channel apps read the unified view back: the customer record, the cart (also live, as server-sent events), who
+an identifier belongs to, attribution, typology and store stock. Every answer carries `freshness`: per channel,
+the newest event time applied. **Keys**: a channel key publishes its channels' events, a read key
+(`OMNICHANNEL_READ_KEYS`) reads, an admin key (`OMNICHANNEL_ADMIN_KEYS`) administers; send it as `X-Api-Key`
+(the Authorize button) or `Authorization: Bearer`.
+"""
 
 
 def read_redis_client(url: str) -> Redis:
@@ -61,8 +70,9 @@ def create_server(
     ``processor``: the workers' configuration (``ProcessorConfig.from_env()`` at the entry point), for unlinks.
     """
     assert settings.redis_url is not None and settings.schema_registry_url is not None
-    app = create_app(config, publisher)
+    app = create_app(config, publisher, components=read_components())
     app.title = "Omnichannel backbone API"
+    app.description = (app.description or "") + _READ_DESCRIPTION
     redis, keys = read_redis_client(settings.redis_url), Keys(settings.namespace)
     keyring = KeyRing(config.keys, config.read_keys, config.admin_keys)
     store = ReadStore(redis, keys)

@@ -16,6 +16,7 @@ from fastapi.responses import Response
 
 from connectors.auth import forbidden
 from connectors.channels.base import ChannelAdapter, Mapped, WebhookContext
+from connectors.collector.openapi import error_response, ref
 from connectors.envelope import normalise
 from connectors.errors import InvalidEventError, SignatureError
 from connectors.http import HttpError, json_response, parse_json, problems_json, read_body, require_published
@@ -110,30 +111,64 @@ async def accept(ctx: WebhookContext, adapter: ChannelAdapter, mapped: Mapped) -
     )
 
 
-def webhook_responses(auth: str) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` of a webhook route; ``auth`` says how it authenticates (for the 401 text)."""
+def webhook_responses(auth: str, *, signed: bool = False) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` of a webhook route; ``auth`` says how it authenticates (for the 401 text).
 
-    def answer(description: str) -> dict[str, Any]:
-        return {
-            "description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-        }
+    ``signed``: authenticated by the provider's signature, not a key (so no 403 for a key of another channel).
+    """
 
+    def answer(description: str, error: str, detail: str, problems: list[dict[str, str]] | None = None) -> Any:
+        return error_response(description, {"error": error, "detail": detail, "problems": problems or []})
+
+    retry = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}}
     return {
         202: {
             "description": "Every event stored in Kafka; `ignored` lists native events the channel does not track.",
             "content": {
                 "application/json": {
-                    "example": {"accepted": 1, "event_ids": ["2b0c..."], "ignored": []},
+                    "schema": ref("WebhookAccepted"),
+                    "example": {
+                        "accepted": 1,
+                        "event_ids": ["6f1d2c3b-4a59-4e87-9d10-2b3c4d5e6f70"],
+                        "ignored": [{"path": "[1]", "reason": "event 'deferred': a delivery retry in progress"}],
+                    },
                 }
             },
         },
-        400: answer("Malformed JSON or form body."),
-        401: answer(auth),
-        403: answer("The key is not one of this channel's."),
-        413: answer("The body exceeds OMNICHANNEL_MAX_BODY_BYTES, or too many items."),
-        422: answer("A native item is malformed: every problem is listed with its path (e.g. `[2].timestamp`)."),
-        503: answer("Kafka did not acknowledge in time: retry after `Retry-After` seconds (safe: ids are stable)."),
+        400: answer("Malformed JSON or form body.", "malformed_json", "the body is not valid JSON: unexpected end"),
+        401: answer(auth, "bad_signature" if signed else "unauthenticated", auth),
+        **(
+            {}
+            if signed
+            else {
+                403: answer(
+                    "The key is not one of this channel's.",
+                    "forbidden_channel",
+                    "this API key may publish web events, not call_centre events",
+                )
+            }
+        ),
+        413: answer(
+            "The body exceeds OMNICHANNEL_MAX_BODY_BYTES, or too many items.",
+            "body_too_large",
+            "the request body (2000000 bytes) exceeds the limit of 1048576 bytes (OMNICHANNEL_MAX_BODY_BYTES); "
+            "send smaller batches",
+        ),
+        422: answer(
+            "A native item is malformed: every problem is listed with its path (e.g. `[2].timestamp`).",
+            "invalid_payload",
+            "the payload does not match the provider's format",
+            [{"path": "[2].timestamp", "reason": "expected epoch seconds, got 'yesterday'"}],
+        ),
+        503: {
+            **answer(
+                "Kafka did not acknowledge in time: retry after `Retry-After` seconds (safe: ids are stable).",
+                "kafka_unavailable",
+                "Kafka did not acknowledge within 5 s. Nothing was reported as published; retry after 5 s with the "
+                "same event ids.",
+            ),
+            "headers": retry,
+        },
     }
 
 

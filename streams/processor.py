@@ -337,8 +337,6 @@ class FoldStage:
             records.append(Outgoing(CARTS, key, value))
         if profile.customer is not None:
             subject = f"{self._topic_name(STATE)}-value"
-            value = self._codec.encode(
-                subject, "omnichannel.output.CustomerState", profile.customer.to_avro_dict(self._clock())
-            )
+            value = self._codec.encode(subject, "omnichannel.output.CustomerState", profile.customer.to_avro_dict())
             records.append(Outgoing(STATE, key, value))
         return records

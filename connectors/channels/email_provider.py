@@ -118,14 +118,17 @@ def router(ctx: WebhookContext) -> APIRouter:
         summary="E-mail provider events (signed)",
         description=__doc__,
         response_class=Response,
-        responses=webhook_responses(f"Missing, malformed or wrong {SIGNATURE_HEADER} / {TIMESTAMP_HEADER}."),
+        responses=webhook_responses(
+            f"Missing, malformed or wrong {SIGNATURE_HEADER} / {TIMESTAMP_HEADER}.", signed=True
+        ),
         openapi_extra={
+            "security": [],  # signed with the channel's webhook secret (HMAC), not an API key
             "requestBody": {
                 "required": True,
                 "content": {
                     "application/json": {"schema": {"type": "array", "items": {"type": "object"}}, "example": EXAMPLE}
                 },
-            }
+            },
         },
     )
     async def email_events(request: Request) -> Response:

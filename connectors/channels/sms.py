@@ -111,8 +111,11 @@ def router(ctx: WebhookContext) -> APIRouter:
         summary="SMS provider status and inbound callbacks (form-encoded, signed)",
         description=__doc__,
         response_class=Response,
-        responses=webhook_responses(f"Missing, malformed or wrong {SIGNATURE_HEADER} / {TIMESTAMP_HEADER}."),
+        responses=webhook_responses(
+            f"Missing, malformed or wrong {SIGNATURE_HEADER} / {TIMESTAMP_HEADER}.", signed=True
+        ),
         openapi_extra={
+            "security": [],  # signed with the channel's webhook secret (HMAC), not an API key
             "requestBody": {
                 "required": True,
                 "content": {
@@ -125,7 +128,7 @@ def router(ctx: WebhookContext) -> APIRouter:
                         "example": EXAMPLE,
                     }
                 },
-            }
+            },
         },
     )
     async def sms_callback(request: Request) -> Response:

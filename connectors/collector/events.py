@@ -50,6 +50,30 @@ Send one event (an `EventInput` object) or a batch (`{"events": [...]}`, at most
   rejected, 503 (+ `Retry-After`) when Kafka did not acknowledge some: resend those, with the same ids.
 """
 
+_WHERE = {
+    "event_id": "3f1c0b1e-5a43-4c1e-9a57-2b3f9c1d7e20",
+    "topic": "channel.web.events",
+    "partition": 3,
+    "offset": 1842,
+}
+_PARTIAL = {
+    "error": "invalid_events",
+    "detail": "1 of 2 events were rejected; the others are stored",
+    "problems": [{"path": "events[1].payload.quantity", "reason": "expected int, got str 'two'"}],
+    "accepted": 1,
+    "rejected": 1,
+    "unavailable": 0,
+    "results": [
+        {"index": 0, "status": "accepted", **_WHERE},
+        {
+            "index": 1,
+            "status": "rejected",
+            "event_id": "9b2e4c1a-0d7f-4e55-8a0c-1f2e3d4c5b6a",
+            "problems": [{"path": "payload.quantity", "reason": "expected int, got str 'two'"}],
+        },
+    ],
+}
+
 
 def events_router(
     config: CollectorConfig, keyring: KeyRing, publish: AsyncPublish, clock: Clock, new_id: IdFactory
@@ -66,11 +90,16 @@ def events_router(
         responses={
             202: {
                 "description": "Stored in Kafka (single event), or every event of the batch stored.",
-                "content": {"application/json": {"schema": {"anyOf": [ref("Accepted"), ref("BatchResult")]}}},
+                "content": {
+                    "application/json": {
+                        "schema": {"anyOf": [ref("Accepted"), ref("BatchResult")]},
+                        "example": {"status": "accepted", **_WHERE},
+                    }
+                },
             },
             207: {
                 "description": "Batch: some events were rejected (see `results`); the others are stored.",
-                "content": {"application/json": {"schema": ref("BatchResult")}},
+                "content": {"application/json": {"schema": ref("BatchResult"), "example": _PARTIAL}},
             },
             **ERROR_RESPONSES,
         },

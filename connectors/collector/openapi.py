@@ -15,7 +15,17 @@ from typing import Any, Final
 from schemas.loader import EVENT_FULLNAME, EVENT_TYPES, load
 from schemas.samples import sample_event
 
-__all__ = ["ERROR_RESPONSES", "batch_example", "component_schemas", "event_example", "ref"]
+__all__ = [
+    "ERROR_RESPONSES",
+    "KEY_SECURITY",
+    "SECURITY_SCHEMES",
+    "avro_components",
+    "batch_example",
+    "component_schemas",
+    "error_response",
+    "event_example",
+    "ref",
+]
 
 #: Fields of the Event a sender may omit: the collector fills them (see connectors.envelope.normalise).
 _FILLED: Final = frozenset(
@@ -25,9 +35,36 @@ _FILLED: Final = frozenset(
 _INT_BOUNDS: Final = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 
 
+#: How a client authenticates (the ``Authorize`` button of ``/docs``): every operation needs one of these
+#: unless it says otherwise (``security: []``: probes, and the signed webhooks, which authenticate by HMAC).
+SECURITY_SCHEMES: Final[dict[str, dict[str, str]]] = {
+    "ApiKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Api-Key",
+        "description": "A channel key publishes its channels' events; a read key reads; an admin key administers.",
+    },
+    "Bearer": {"type": "http", "scheme": "bearer", "description": "The same key as `Authorization: Bearer <key>`."},
+    "ApiKeyQuery": {
+        "type": "apiKey",
+        "in": "query",
+        "name": "api_key",
+        "description": "Only for the live cart stream: a browser's EventSource cannot send headers.",
+    },
+}
+KEY_SECURITY: Final[list[dict[str, list[str]]]] = [{"ApiKey": []}, {"Bearer": []}]
+
+
 def ref(name: str) -> dict[str, str]:
     """A JSON reference to component ``name``."""
     return {"$ref": f"#/components/schemas/{name}"}
+
+
+def avro_components(fullname: str) -> dict[str, Any]:
+    """JSON Schema components of the Avro record ``fullname`` and every named type it uses, keyed by full name."""
+    components: dict[str, Any] = {}
+    _convert(load(fullname), components, {})
+    return components
 
 
 def _convert(schema: Any, components: dict[str, Any], named: dict[str, Any]) -> dict[str, Any]:
@@ -193,6 +230,23 @@ def _answers() -> dict[str, Any]:
             },
             "required": ["status", "event_id", "topic", "partition", "offset"],
         },
+        "WebhookAccepted": {
+            "type": "object",
+            "title": "WebhookAccepted",
+            "description": "Every event the native payload maps to is stored in Kafka.",
+            "properties": {
+                "accepted": {"type": "integer"},
+                "event_ids": {"type": "array", "items": {"type": "string"}},
+                "ignored": {"type": "array", "items": ref("Problem")},
+            },
+            "required": ["accepted", "event_ids", "ignored"],
+        },
+        "Health": {
+            "type": "object",
+            "title": "Health",
+            "properties": {"status": {"type": "string", "enum": ["ok"]}},
+            "required": ["status"],
+        },
         "BatchResult": {
             "type": "object",
             "title": "BatchResult",
@@ -224,12 +278,13 @@ def _answers() -> dict[str, Any]:
     }
 
 
-def _error(description: str, example: dict[str, Any]) -> dict[str, Any]:
+def error_response(description: str, example: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAPI response with the project's error body (``Error``) and an example of it."""
     return {"description": description, "content": {"application/json": {"schema": ref("Error"), "example": example}}}
 
 
 ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
-    400: _error(
+    400: error_response(
         "Malformed JSON (the parse error names line and column), or a body of the wrong shape.",
         {
             "error": "malformed_json",
@@ -237,11 +292,11 @@ ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
             "problems": [],
         },
     ),
-    401: _error(
+    401: error_response(
         "Missing or unknown API key. Send `Authorization: Bearer <key>` or `X-Api-Key: <key>`.",
         {"error": "unauthenticated", "detail": "unknown API key", "problems": []},
     ),
-    403: _error(
+    403: error_response(
         "The key is valid but not for the event's channel.",
         {
             "error": "forbidden_channel",
@@ -249,11 +304,11 @@ ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
             "problems": [],
         },
     ),
-    413: _error(
+    413: error_response(
         "The body exceeds OMNICHANNEL_MAX_BODY_BYTES, or a batch exceeds OMNICHANNEL_MAX_BATCH_EVENTS.",
         {"error": "batch_too_large", "detail": "the batch has 501 events; the limit is 500", "problems": []},
     ),
-    422: _error(
+    422: error_response(
         "The event does not match the contract: every problem is listed with its field path.",
         {
             "error": "invalid_event",
@@ -262,7 +317,7 @@ ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
         },
     ),
     503: {
-        **_error(
+        **error_response(
             "Kafka did not acknowledge in time; nothing was reported as published. Retry after `Retry-After` "
             "seconds with the same event ids.",
             {"error": "kafka_unavailable", "detail": "Kafka did not acknowledge within 5 s", "problems": []},

@@ -154,12 +154,13 @@ class CustomerState:
     recent_orders: tuple[OrderSummary, ...] = ()
     journey: JourneyState = field(default_factory=JourneyState, hash=False)
 
-    def to_avro_dict(self, produced_at_ms: int | None = None) -> dict[str, Any]:
+    def to_avro_dict(self) -> dict[str, Any]:
         """This state as an ``omnichannel.output.CustomerState`` record.
 
         ``customer_id`` is the customer id of a ``customer:<id>`` key, else the profile key itself (a
-        profile not identified yet, e.g. ``anonymous:A1``). ``updated_at_ms`` is ``produced_at_ms`` (the
-        processor's clock, as the schema asks) when given, else the newest event time applied.
+        profile not identified yet, e.g. ``anonymous:A1``). ``updated_at_ms`` is the newest event time
+        applied, on the topic as in Redis and the read API (one meaning: replaying a backlog gives the same
+        records, and it never runs ahead of ``freshness``).
         """
         verbatim = self.last_verbatim
         return {
@@ -183,7 +184,7 @@ class CustomerState:
             "last_channel": self.last_channel,
             "freshness": dict(sorted(self.freshness.items())),
             "typology": self.typology,
-            "updated_at_ms": self.updated_at_ms if produced_at_ms is None else produced_at_ms,
+            "updated_at_ms": self.updated_at_ms,
             "recent_orders": [order.to_avro_dict() for order in self.recent_orders],
         }
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 import redis
 from api_harness import Backbone
+from openapi_check import answer_problems
 
 PHONE = {"X-Api-Key": "dev-mobile_app"}
 TABLET = {"X-Api-Key": "dev-tablet"}
@@ -86,6 +87,51 @@ def test_a_logged_in_tablet_finds_the_phone_basket_and_its_freshness(backbone: B
         # The phone, still anonymous, reads the same basket through its own id.
         phone_view = client.get(f"/v1/customers/anonymous:a-{token}/cart", headers=READ).json()
         assert phone_view["profile"] == f"customer:C-{token}"
+
+
+def test_every_answer_matches_the_openapi_document(backbone: Backbone) -> None:
+    token = uuid.uuid4().hex[:8]
+    with httpx.Client(base_url=backbone.base_url, timeout=10) as client:
+        spec = client.get("/openapi.json").json()
+        line = {"product_id": "SKU-1", "quantity": 2, "unit_price_cents": 1500, "currency": "EUR"}
+        _post(client, PHONE, _event("mobile_app", "cart_line_added", line, anonymous_id=f"o-{token}"))
+        _post(
+            client,
+            TABLET,
+            _event("tablet", "login", {"method": "password"}, customer_id=f"C-{token}", anonymous_id=f"o-{token}"),
+        )
+        _eventually(client, f"/v1/customers/C-{token}/cart", READ, lambda b: b["cart"]["lines"])
+        asked = [
+            ("/v1/customers/{customer_id}", f"/v1/customers/C-{token}", READ, 200),
+            ("/v1/customers/{customer_id}/cart", f"/v1/customers/anonymous:o-{token}/cart", READ, 200),
+            ("/v1/identities/{identifier_type}/{value}", f"/v1/identities/anonymous_id/o-{token}", READ, 200),
+            (
+                "/v1/customers/{customer_id}/cart/availability",
+                f"/v1/customers/C-{token}/cart/availability?store=S0231",
+                READ,
+                200,
+            ),
+            ("/v1/stores/{store_id}/availability", "/v1/stores/S0231/availability?products=SKU-1,SKU-2", PHONE, 200),
+            ("/v1/typology", "/v1/typology", READ, 200),
+            ("/v1/attribution/matrix", "/v1/attribution/matrix", READ, 200),
+            ("/readyz", "/readyz", {}, 200),
+            ("/healthz", "/healthz", {}, 200),
+            ("/v1/customers/{customer_id}", "/v1/customers/C-never-seen", READ, 404),
+            ("/v1/customers/{customer_id}", "/v1/customers/C-1", PHONE, 403),
+            ("/v1/customers/{customer_id}/cart", "/v1/customers/C-1/cart", {}, 401),
+            ("/v1/identities/{identifier_type}/{value}", "/v1/identities/shoe_size/42", READ, 400),
+            ("/v1/stores/{store_id}/availability", "/v1/stores/S0231/availability", PHONE, 400),
+            (
+                "/v1/customers/{customer_id}/cart/availability",
+                "/v1/customers/C-never-seen/cart/availability?store=S1",
+                READ,
+                404,
+            ),
+        ]
+        for documented, url, headers, status in asked:
+            answer = client.get(url, headers=headers)
+            assert answer.status_code == status, (url, answer.text)
+            assert not answer_problems(spec, documented, "get", status, answer.json()), (url, answer.text)
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,13 @@
-"""docker-compose.yml stays valid and speaks the same variables as the CLI (no Docker engine needed)."""
+"""docker-compose.yml stays valid (against the Compose Specification's JSON Schema, vendored in ops/compose-spec/)
+and speaks the same variables as the CLI (no Docker engine needed)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import yaml
 
 from omnichannel.stack.docker import REDIS_IMAGE, REGISTRY_IMAGE
@@ -52,3 +55,21 @@ def test_the_image_copies_every_package_the_distribution_ships() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     for package in packages:
         assert f"COPY {package} ./{package}" in dockerfile, f"the Docker image misses the {package} package"
+
+
+def _spec_problems(document: dict[str, Any]) -> list[str]:
+    schema = json.loads((ROOT / "ops" / "compose-spec" / "compose-spec.json").read_text())
+    validator = jsonschema_rs.validator_for(schema)
+    return [f"{'/'.join(map(str, e.instance_path))}: {e.message}" for e in validator.iter_errors(document)]
+
+
+def test_the_file_is_valid_against_the_compose_specification_schema() -> None:
+    assert _spec_problems(_compose()) == []
+
+
+def test_the_schema_check_catches_a_misspelt_key_and_a_wrong_type() -> None:
+    broken = _compose()
+    broken["services"]["redis"] = {**broken["services"]["redis"], "restart": 5, "healthchek": {}}
+    found = _spec_problems(broken)
+    assert any("healthchek" in problem for problem in found), found
+    assert any(problem.startswith("services/redis/restart") for problem in found), found

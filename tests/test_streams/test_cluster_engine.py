@@ -147,7 +147,7 @@ def view(state: StoredProfile | ProfileState | None) -> Any:
     if state is None:
         return None
     cart = None if state.cart is None else (state.cart.status, state.cart.lines, state.cart.updated_at_ms)
-    customer = None if state.customer is None else state.customer.to_avro_dict(0)
+    customer = None if state.customer is None else state.customer.to_avro_dict()
     return (cart, customer, state.merged_into)
 
 

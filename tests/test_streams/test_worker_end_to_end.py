@@ -55,7 +55,7 @@ def test_a_basket_started_anonymously_on_the_phone_continues_on_the_tablet(
     pipeline_factory: Callable[..., Pipeline],
 ) -> None:
     pipeline = pipeline_factory()
-    journey = _phone_to_tablet_journey(int(time.time() * 1000))
+    journey = _phone_to_tablet_journey(int(time.time() * 1000) - 60_000)  # a minute old: unlike the worker's clock
     pipeline.publish(journey)
 
     cart = pipeline.wait_for(
@@ -76,6 +76,9 @@ def test_a_basket_started_anonymously_on_the_phone_continues_on_the_tablet(
     carts = pipeline.consume("customer.carts", 10, timeout=15)
     latest = [pipeline.codec.decode(m.value()) for m in carts if m.key() == b"customer:C-1"][-1]
     assert _lines(latest) == {"SKU-1": 1, "SKU-2": 2, "SKU-3": 1}
+    states = pipeline.consume("customer.state", 10, timeout=15)
+    state = [pipeline.codec.decode(m.value()) for m in states if m.key() == b"customer:C-1"][-1]
+    assert state["updated_at_ms"] == journey[-1]["occurred_at_ms"], "the newest event time, as the read API says"
 
     # A replay of the same events (same event ids) changes nothing.
     version = cart["version"]
