@@ -7,7 +7,7 @@ from fastapi.responses import Response
 from redis.asyncio import Redis
 
 from api import examples
-from api.openapi import ADMIN_ERRORS, bad_request, ok
+from api.openapi import ADMIN_ERRORS, bad_request, not_found, ok
 from connectors.auth import KeyRing
 from connectors.errors import PublishError
 from connectors.http import HttpError, json_response
@@ -35,7 +35,16 @@ def admin_router(
     router = APIRouter(tags=["admin"])
     keys = Keys(settings.namespace)
 
-    @router.post("/v1/customers/{customer_id}/erasure", summary="Erase a customer (admin key)", response_class=Response)
+    @router.post(
+        "/v1/customers/{customer_id}/erasure",
+        summary="Erase a customer (admin key)",
+        response_class=Response,
+        status_code=202,
+        responses={
+            202: ok("Accepted: stored in Kafka; poll `status_url`.", "ErasureAccepted", examples.ERASURE_ACCEPTED),
+            **ADMIN_ERRORS,
+        },
+    )
     async def request_erasure(customer_id: str, request: Request) -> Response:
         """Right to erasure: accepted (202) once the request is stored in Kafka; poll `status_url`.
 
@@ -56,7 +65,16 @@ def admin_router(
         return json_response(202, body, headers={"Retry-After": str(retry_after_s)})
 
     @router.get(
-        "/v1/erasures/{request_id}", summary="Status of an erasure request (admin key)", response_class=Response
+        "/v1/erasures/{request_id}",
+        summary="Status of an erasure request (admin key)",
+        response_class=Response,
+        responses={
+            200: ok("The request's status.", "ErasureStatus", examples.ERASURE_DONE),
+            **not_found(
+                "No such request in the last 30 days.", "unknown_erasure", "no erasure request 'x' in the last 30 days"
+            ),
+            **ADMIN_ERRORS,
+        },
     )
     async def erasure_status(request_id: str, request: Request) -> Response:
         """`accepted`, then `done` (with counts) or `nothing_held` once the worker carried it out."""

@@ -10,6 +10,8 @@ __all__ = [
     "CART_AVAILABILITY",
     "CART_STREAM",
     "CUSTOMER",
+    "ERASURE_ACCEPTED",
+    "ERASURE_DONE",
     "IDENTITY",
     "READINESS",
     "STORE_AVAILABILITY",
@@ -168,6 +170,22 @@ UNLINKED: Final[dict[str, Any]] = {
     "identifier": {"type": "email_hash", "value": _EMAIL_HASH},
     "previous_profile": "customer:C000123456",
     "request_id": "unlink:3f1c0b1e-5a43-4c1e-9a57-2b3f9c1d7e20",
+}
+
+ERASURE_ACCEPTED: Final[dict[str, Any]] = {
+    "request_id": "erasure-6f0e2a44-1c55-4b7e-8a0e-3d2b7f9a1c10",
+    "status": "accepted",
+    "status_url": "/v1/erasures/erasure-6f0e2a44-1c55-4b7e-8a0e-3d2b7f9a1c10",
+}
+
+ERASURE_DONE: Final[dict[str, Any]] = {
+    "request_id": "erasure-6f0e2a44-1c55-4b7e-8a0e-3d2b7f9a1c10",
+    "status": "done",
+    "subject_sha256": "5b0d0ae3a52a1f3bd2b24ec2d1a7d7f3a3c5e8f2e1f0c9b8a7d6e5f4c3b2a190",
+    "events_erased": 42,
+    "profiles_erased": 2,
+    "identifiers_erased": 5,
+    "completed_at_ms": 1764000123456,
 }
 
 READINESS: Final[dict[str, Any]] = {

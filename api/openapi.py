@@ -163,6 +163,35 @@ def read_components() -> dict[str, Any]:
                 "missing": {"type": "array", "items": {"type": "string"}},
             },
         ),
+        "ErasureAccepted": _object(
+            "ErasureAccepted",
+            "The request is stored in Kafka; the stream worker carries it out in order with the customer's events.",
+            {
+                "request_id": {"type": "string"},
+                "status": {"type": "string", "enum": ["accepted"]},
+                "status_url": {"type": "string", "description": "Where to poll the outcome (admin key)."},
+            },
+        ),
+        "ErasureStatus": {
+            "type": "object",
+            "title": "ErasureStatus",
+            "description": (
+                "`accepted` until the worker carried the request out, then `done` (counts of what was erased) or "
+                "`nothing_held` (the customer was unknown or already erased). No personal data: the subject is a "
+                "SHA-256 digest of its profile key."
+            ),
+            "properties": {
+                "request_id": {"type": "string"},
+                "status": {"type": "string", "enum": ["accepted", "done", "nothing_held"]},
+                "subject_sha256": {"type": "string"},
+                "events_erased": {"type": "integer", "minimum": 0},
+                "profiles_erased": {"type": "integer", "minimum": 0},
+                "identifiers_erased": {"type": "integer", "minimum": 0},
+                "completed_at_ms": _INT,
+            },
+            "required": ["request_id", "status"],
+            "additionalProperties": False,
+        },
         "Unlinked": _object(
             "Unlinked",
             "What the unlink did; `previous_profile` is null when the identifier was not linked.",
