@@ -202,17 +202,30 @@ def schemas_check(settings: Settings, offline: bool) -> None:
 @click.option(
     "--metrics-port", type=int, default=None, help="Serve Prometheus metrics (end-to-end latency ...) on this port."
 )
+@click.option(
+    "--supervise",
+    is_flag=True,
+    help="Restart the worker (back-off 1 s to 30 s) when it stops with 75 because Kafka or Redis were down.",
+)
 @click.pass_context
 @friendly_errors
-def worker(ctx: click.Context, app_id: str | None, metrics_port: int | None) -> None:
+def worker(ctx: click.Context, app_id: str | None, metrics_port: int | None, supervise: bool) -> None:
     """Run a stream-processor worker: identity resolution, carts and customer state in Redis.
 
     Consumes every channel topic, writes Redis and the unified topics. Start several to share the
-    partitions. Stops with exit status 75 (no offsets committed) if Redis or Kafka stay unreachable.
+    partitions. Stops with exit status 75 (no offsets committed) if Redis or Kafka stay unreachable;
+    with --supervise it is restarted after a back-off instead (any other status still ends it).
     Configuration (see the README): OMNICHANNEL_CART_MERGE (max|sum|keep_customer|replace),
     OMNICHANNEL_CART_IDLE_MINUTES, OMNICHANNEL_BATCH_MAX, and the journey rules (quiet periods, follow-up
     channels, attribution window and model: docs/journeys.md).
     """
+    if supervise:
+        from omnichannel.supervise import supervise as run_supervised
+        from omnichannel.supervise import worker_argv
+
+        verbose = ctx.find_root().params.get("verbose", 0)
+        sys.exit(run_supervised(worker_argv(verbose, app_id, metrics_port)))
+
     from streams.app import build_app
     from streams.config import ProcessorConfig
 

@@ -211,7 +211,7 @@ def run_demo(settings: Settings, progress: Progress, scripted: bool, port: int |
         cli = [sys.executable, "-m", "omnichannel.cli"]
         progress("Starting the stream-processor worker and the HTTP API...")
         with (
-            _child([*cli, "worker"], run_dir / "worker.log", "the worker") as worker,
+            _child([*cli, "worker", "--supervise"], run_dir / "worker.log", "the worker") as worker,
             _child([*cli, "serve", "--port", str(port)], run_dir / "api.log", "the API") as api,
         ):
             base = f"http://127.0.0.1:{port}"

@@ -37,12 +37,13 @@ class Worker:
     log: Path
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    argv_extra: list[str] = field(default_factory=list)  # e.g. ["--supervise"]
 
     def start(self) -> None:
         self.starts += 1
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "omnichannel.cli", "worker"],
+                [sys.executable, "-m", "omnichannel.cli", "worker", *self.argv_extra],
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

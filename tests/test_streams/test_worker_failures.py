@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ import redis as redis_lib
 from streams_harness import Pipeline, carts_by_customer, point_one_journey, random_cart_traffic
 
 from omnichannel.stack.model import quiet
-from omnichannel.stack.processes import stop
+from omnichannel.stack.processes import free_port, stop
 from omnichannel.stack.redis_server import start_local_redis
 from schemas.samples import sample_event
 
@@ -107,3 +108,58 @@ def test_redis_outage_stops_the_worker_without_skipping_and_a_restart_applies_th
         pipeline.worker.stop()
         assert second.pid is not None
         stop(second.pid)
+
+
+def test_a_supervised_worker_comes_back_by_itself_after_a_redis_outage(
+    pipeline_factory: Callable[..., Pipeline], tmp_path: Path
+) -> None:
+    port = free_port()
+    home = tmp_path / "redis-own"
+    home.mkdir()
+
+    def redis_server() -> subprocess.Popen[bytes]:
+        argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(home)]
+        server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, start_new_session=True)
+        client = redis_lib.Redis(port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis_lib.ConnectionError:
+                time.sleep(0.05)
+        client.close()
+        return server
+
+    server = redis_server()
+    pipeline = pipeline_factory(start=False, redis_url=f"redis://127.0.0.1:{port}/0")
+    pipeline.worker.argv_extra = ["--supervise"]
+    pipeline.worker.start()
+    now = int(time.time() * 1000)
+    ids = {"anonymous_id": None, "customer_id": "C-S", "email_hash": None, "phone_hash": None, "loyalty_card": None}
+
+    def add(product: str, at: int) -> dict[str, Any]:
+        payload = {"product_id": product, "quantity": 1, "unit_price_cents": 100, "currency": "EUR"}
+        return sample_event("cart_line_added", channel="web", identities=ids, payload=payload, occurred_at_ms=at)
+
+    try:
+        pipeline.publish([add("SKU-1", now)])
+        pipeline.wait_for(lambda: pipeline.cart("customer:C-S"), what="the first event")
+        time.sleep(2)  # let that batch's offsets be committed
+        server.kill()
+        server.wait()
+        pipeline.publish([add("SKU-2", now + 1)])
+        log = pipeline.worker.log
+        deadline = time.monotonic() + 120
+        while "restarting" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert "restarting" in log.read_text(), log.read_text()[-2000:]
+        assert pipeline.worker.proc is not None and pipeline.worker.proc.poll() is None  # the supervisor stays
+        server = redis_server()  # back on its port, empty: the uncommitted event is read again
+        client = redis_lib.Redis(port=port, decode_responses=True)
+        key = pipeline.key("cart", "customer:C-S")
+        raw = pipeline.wait_for(lambda: client.get(key), timeout=120, what="the event after the outage")
+        assert {line["product_id"] for line in json.loads(raw)["lines"]} == {"SKU-2"}
+        client.close()
+    finally:
+        pipeline.worker.stop()
+        server.kill()
