@@ -76,8 +76,10 @@ class FaustSink:
         self._topics = topics
 
     async def send(self, records: Sequence[Outgoing]) -> None:
+        # Into the producer's buffer without an await per record: Faust flushes the producer before it commits
+        # the source offsets, so a record is sent before the offset of the event that caused it is committed.
         for record in records:
-            await self._topics[record.topic].send(
+            self._topics[record.topic].send_soon(
                 key=record.key.encode(), value=record.value, headers=list(record.headers) or None
             )
 
