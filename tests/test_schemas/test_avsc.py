@@ -69,6 +69,7 @@ SPEC_SUBJECTS = [
     "omnichannel.output.AttributionRecord",
     "omnichannel.output.Cart",
     "omnichannel.output.CustomerState",
+    "omnichannel.output.ErasureAudit",
     "omnichannel.output.FailedEvent",
     "omnichannel.output.FollowUpTrigger",
     "omnichannel.output.IdentityLink",
@@ -171,6 +172,15 @@ CART_LINE = {
     "updated_at_ms": 1_732_357_200_000,
 }
 SAMPLE_OUTPUTS: dict[str, dict[str, Any]] = {
+    "omnichannel.output.ErasureAudit": {
+        "request_id": "DSR-0042",
+        "status": "done",
+        "subject_sha256": "5b0d0ae3a52a1f3bd2b24ec2d1a7d7f3a3c5e8f2e1f0c9b8a7d6e5f4c3b2a190",
+        "events_erased": 42,
+        "profiles_erased": 2,
+        "identifiers_erased": 5,
+        "completed_at_ms": 1732357200000,
+    },
     "omnichannel.output.CustomerState": {
         "customer_id": "C000123456",
         "identities": [
