@@ -7,7 +7,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from streams.domain.identity import IDENTIFIER_TYPES, founder_of
+from streams.domain.fold import Item, item_from_json, parse_ident
+from streams.domain.identity import IDENTIFIER_TYPES, Identifier, founder_of
 from streams.keys import Keys
 from streams.state_json import public_customer
 
@@ -71,6 +72,28 @@ class ReadStore:
     async def cart(self, profile_key: str) -> dict[str, Any] | None:
         raw = await self._redis.get(self._keys.cart(profile_key))
         return json.loads(raw) if raw else None
+
+    async def cluster_log(self, profile_key: str) -> tuple[str, int] | None:
+        """(cluster id, number of items in its log) of the cluster ``profile_key`` is in; None: in none.
+
+        The profile's ``meta`` names its cluster; a profile with no meta yet is found by its founding identifier.
+        """
+        meta = await self._redis.get(self._keys.meta(profile_key))
+        cid = json.loads(meta).get("cluster") if meta else None
+        if not cid:
+            founder = founder_of(profile_key)
+            cid = await self._redis.get(self._keys.cluster_of(f"{founder.type}:{founder.value}")) if founder else None
+        if not cid:
+            return None
+        return str(cid), int(await self._redis.hlen(self._keys.cluster_log(str(cid))))
+
+    async def cluster_items(self, cid: str) -> tuple[list[Item], frozenset[Identifier]]:
+        """Every item of a cluster's log and the identifiers an operator unlinked (what the worker folds)."""
+        pipe = self._redis.pipeline(transaction=True)  # one snapshot: the log and the unlinks of one moment
+        pipe.hvals(self._keys.cluster_log(cid))
+        pipe.smembers(self._keys.unlinked())
+        values, unlinked = await pipe.execute()
+        return [item_from_json(v) for v in values], frozenset(parse_ident(i) for i in unlinked)
 
     async def owner(self, identifier_type: str, value: str) -> str | None:
         """The profile key an identifier belongs to, or None when the backbone never linked it."""
