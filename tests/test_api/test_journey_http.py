@@ -128,6 +128,13 @@ def test_a_sellers_store_interaction_is_picked_up_by_the_call_centre(backbone: B
         _post(client, "call_centre", "contact_ended", ended, t0 + 7_000, _ids(customer_id=customer), actor=AGENT)
         _wait(lambda: (r := _record(client, customer)) and r["open_interactions"] == [], "the quote to complete")
 
+        # A basket emptied line by line is finished too (the record sees it through the cart).
+        line = {"product_id": "SKU-1", "quantity": 1, "unit_price_cents": 500, "currency": "EUR"}
+        _post(client, "store", "cart_line_added", line, t0 + 8_000, _ids(customer_id=customer), **in_store)
+        _wait(lambda: (r := _record(client, customer)) and r["open_interactions"], "the basket")
+        _post(client, "store", "cart_line_removed", {"product_id": "SKU-1"}, t0 + 9_000, _ids(customer_id=customer))
+        _wait(lambda: (r := _record(client, customer)) and r["open_interactions"] == [], "the emptied basket")
+
 
 def test_segments_move_as_the_mix_changes(backbone: Backbone) -> None:
     token = uuid.uuid4().hex[:10]
