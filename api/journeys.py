@@ -119,7 +119,21 @@ def journeys_router(journeys: JourneyStore, reads: ReadStore, keyring: KeyRing) 
         counts = await journeys.typology_counts()
         return json_response(200, {"counts": counts, "customers": sum(counts.values())})
 
-    @router.get("/v1/segments", summary="Customers per channel-mix segment", response_class=Response)
+    @router.get(
+        "/v1/segments",
+        summary="Customers per channel-mix segment",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Identified customers per segment",
+                "content": {
+                    "application/json": {
+                        "example": {"counts": {"fully_connected": 1840, "prefers_human": 612}, "customers": 5120}
+                    }
+                },
+            }
+        },
+    )
     async def get_segments(request: Request) -> Response:
         """Identified customers per segment: `fully_connected` (digital channels only, several of them) and
         `prefers_human` (store or call centre in most interactions); thresholds in docs/journeys.md. A customer

@@ -167,6 +167,8 @@ def test_segments_move_as_the_mix_changes(backbone: Backbone) -> None:
         _wait(lambda: (r := _record(client, customer)) and r["channels"]["web"]["count"] == 4, "the web again")
         assert _record(client, customer)["segments"] == []  # type: ignore[index]  # 4 of 9 with a person
         assert counts() == before
+        spec = client.get("/openapi.json").json()["paths"]["/v1/segments"]["get"]
+        assert "fully_connected" in spec["responses"]["200"]["content"]["application/json"]["example"]["counts"]
 
 
 def test_a_four_channel_journey_appears_in_order_with_its_places_and_actors(backbone: Backbone) -> None:
