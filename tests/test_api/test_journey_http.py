@@ -228,6 +228,17 @@ def test_a_four_channel_journey_appears_in_order_with_its_places_and_actors(back
             "the journey",
         )
 
+        # An operator unlinks the phone number (a wrong number typed at checkout): the SMS leaves the journey.
+        unlink = client.post(f"/v1/identities/phone_hash/{phone}/unlink", headers={"X-Api-Key": "dev-admin"})
+        assert unlink.status_code == 200, unlink.text
+        after = client.get(url, headers=READ).json()
+        assert [e["event_type"] for e in after["events"]] == [
+            "order_collected",
+            "order_placed",
+            "login",
+            "product_viewed",
+        ]
+
     events = body["events"]
     assert [(e["event_type"], e["channel"]) for e in events] == [
         ("order_collected", "store"),
@@ -278,6 +289,11 @@ def test_the_journey_pages_newest_first_and_filters_by_time(backbone: Backbone) 
         bad = client.get(url, params={"limit": "5000"}, headers=READ)
         assert bad.status_code == 400 and "from 1 to 500" in bad.json()["detail"]
         assert client.get("/v1/customers/C-nobody-here/journey", headers=READ).status_code == 404
+
+        # Erasure removes the journey with the record.
+        erase = {"request_id": f"DSR-{token}"}
+        _post(client, "back_office", "erasure_requested", erase, t0 + 10_000, _ids(customer_id=customer))
+        _wait(lambda: client.get(url, headers=READ).json()["total"] == 0, "the erasure")
         spec = client.get("/openapi.json").json()["paths"]["/v1/customers/{customer_id}/journey"]["get"]
         example = spec["responses"]["200"]["content"]["application/json"]["example"]
         assert example["events"][0]["actor"] == {"actor_id": "E10442", "role": "employee"}
