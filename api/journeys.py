@@ -123,16 +123,7 @@ def journeys_router(journeys: JourneyStore, reads: ReadStore, keyring: KeyRing) 
         "/v1/segments",
         summary="Customers per channel-mix segment",
         response_class=Response,
-        responses={
-            200: {
-                "description": "Identified customers per segment",
-                "content": {
-                    "application/json": {
-                        "example": {"counts": {"fully_connected": 1840, "prefers_human": 612}, "customers": 5120}
-                    }
-                },
-            }
-        },
+        responses={200: ok("Counts per segment.", "Segments", examples.SEGMENTS), **READ_ERRORS},
     )
     async def get_segments(request: Request) -> Response:
         """Identified customers per segment: `fully_connected` (digital channels only, several of them) and

@@ -2,16 +2,20 @@
 
 The answer is the events of the customer's identity cluster that the merge core gave them (see
 :mod:`streams.journeys.timeline`): the cluster's log is read in one snapshot and folded with the worker's rules
-on each request, so it follows merges, unlinks and erasure exactly as the record does.
+on each request (in a worker thread), so it follows merges and unlinks exactly as the record does; an erasure
+removes the events from the log, and so from the journey.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from api import examples
+from api.openapi import READ_ERRORS, bad_request, not_found, ok
 from api.store import ReadStore, profile_key_for
 from connectors.auth import KeyRing
 from connectors.http import HttpError, json_response
@@ -19,49 +23,11 @@ from streams.domain.fold import FoldRules
 from streams.domain.identity import customer_id_from_key
 from streams.journeys.timeline import JourneyEntry, journey_of
 
-__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "MAX_LOG_ITEMS", "timeline_router"]
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "timeline_router"]
 
 DEFAULT_LIMIT: Final = 50
 #: Most entries one page returns: a page is one JSON answer, keep it well under a megabyte.
 MAX_LIMIT: Final = 500
-#: Largest cluster log folded on read (each request folds the whole log, linear in its size: about a second
-#: here for this many). Above it the route answers 422 and the journey is to be read from `events.by_customer`.
-MAX_LOG_ITEMS: Final = 20_000
-
-_EXAMPLE: Final = {
-    "profile": "customer:C-42",
-    "customer_id": "C-42",
-    "total": 4,
-    "next_cursor": None,
-    "events": [
-        {
-            "event_id": "0b9e...-4",
-            "occurred_at_ms": 1732464000000,
-            "event_type": "order_collected",
-            "channel": "store",
-            "device_kind": "pos_till",
-            "store_id": "S0231",
-            "site": None,
-            "actor": {"actor_id": "E10442", "role": "employee"},
-            "summary": "order ORD-77 collected at S0231",
-            "step": {"session_id": None, "episode": "order:ORD-77"},
-            "profile": "customer:C-42",
-        },
-        {
-            "event_id": "0b9e...-3",
-            "occurred_at_ms": 1732377600000,
-            "event_type": "order_placed",
-            "channel": "web",
-            "device_kind": "desktop_browser",
-            "store_id": None,
-            "site": "shop.example.com",
-            "actor": None,
-            "summary": "order ORD-77 placed: 499.00 EUR, click_and_collect at S0231, codes SPRING10",
-            "step": {"session_id": "web-s-981", "episode": "cart:0b9e...-3"},
-            "profile": "customer:C-42",
-        },
-    ],
-}
 
 
 def _ms(name: str, raw: str | None) -> int | None:
@@ -98,13 +64,18 @@ def timeline_router(store: ReadStore, keyring: KeyRing, rules: FoldRules) -> API
         summary="One customer's journey across channels",
         response_class=Response,
         responses={
-            200: {
-                "description": "A page of the journey, newest first",
-                "content": {"application/json": {"example": _EXAMPLE}},
-            },
-            400: {"description": "A malformed since, until, limit or cursor"},
-            404: {"description": "The backbone has no event of this customer"},
-            422: {"description": f"The customer's cluster log holds more than {MAX_LOG_ITEMS} items"},
+            200: ok("A page of the journey, newest first.", "Journey", examples.JOURNEY),
+            **bad_request(
+                "A malformed since, until, limit or cursor.",
+                "invalid_limit",
+                f"limit='5000' must be a whole number from 1 to {MAX_LIMIT}",
+            ),
+            **not_found(
+                "The backbone has no event of this customer (never seen, or erased).",
+                "unknown_customer",
+                "no event of 'C-42' is held",
+            ),
+            **READ_ERRORS,
         },
     )
     async def get_journey(
@@ -123,27 +94,23 @@ def timeline_router(store: ReadStore, keyring: KeyRing, rules: FoldRules) -> API
 
         `since` (inclusive) and `until` (exclusive) bound the event time in epoch ms; `limit` (default 50, at
         most 500) sizes a page; pass `next_cursor` back as `cursor` for the next, older page (null: last page).
-        `total` counts the events within since/until. Follows merges, operator unlinks and erasure like the record.
+        `total` counts the events within since/until. Follows merges and operator unlinks like the record; an
+        erased customer has no journey (404). The whole history is kept (the cluster's log), so each request
+        folds it: cost linear in the customer's number of events.
         """
         keyring.require_read(request.headers)
         first, before = _ms("since", since), _ms("until", until)
         size, after = _limit(limit), _cursor(cursor)
         profile = await store.resolve(profile_key_for(customer_id))
-        found = await store.cluster_log(profile)
-        if found is None:
-            raise HttpError(404, "unknown_customer", f"no event of {customer_id!r} was processed")
-        cid, count = found
-        if count > MAX_LOG_ITEMS:
-            raise HttpError(
-                422,
-                "journey_too_long",
-                f"the cluster of {customer_id!r} holds {count} items, more than the {MAX_LOG_ITEMS} folded on read: "
-                "read this customer's history from the events.by_customer topic",
-            )
+        cid = await store.cluster_of(profile)
+        if cid is None:
+            raise HttpError(404, "unknown_customer", f"no event of {customer_id!r} is held")
         items, unlinked = await store.cluster_items(cid)
+        # The fold is CPU work, linear in the log: off the event loop, so other requests are not held up.
+        journey = await asyncio.to_thread(journey_of, items, rules, profile, unlinked=unlinked)
         entries = [
             e
-            for e in journey_of(items, rules, profile, unlinked=unlinked)
+            for e in journey
             if (first is None or e.occurred_at_ms >= first) and (before is None or e.occurred_at_ms < before)
         ]
         start = 0 if after is None else next((n for n, e in enumerate(entries) if e.order < after), len(entries))

@@ -80,6 +80,9 @@ class _Collector:
     def new_output(self) -> None:
         return None
 
+    def replay_output(self, out: Any) -> None:
+        return None
+
     def on_event(
         self, key: str, event: Mapping[str, Any], before: Cart, after: Cart, customer: CustomerState, out: Any
     ) -> CustomerState:
