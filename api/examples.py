@@ -13,7 +13,9 @@ __all__ = [
     "ERASURE_ACCEPTED",
     "ERASURE_DONE",
     "IDENTITY",
+    "JOURNEY",
     "READINESS",
+    "SEGMENTS",
     "STORE_AVAILABILITY",
     "TYPOLOGY",
     "UNLINKED",
@@ -87,6 +89,21 @@ CUSTOMER: Final[dict[str, Any]] = {
                 "placed_at_ms": 1732360800000,
             }
         ],
+        "open_interactions": [
+            {
+                "kind": "quote",
+                "ref": "Q-55120",
+                "channel": "store",
+                "store_id": "S0231",
+                "site": None,
+                "actor_id": "E10442",
+                "actor_role": "employee",
+                "detail": "kitchen_design, step layout",
+                "started_at_ms": 1732440000000,
+                "last_at_ms": 1732443600000,
+            }
+        ],
+        "segments": ["prefers_human"],
     },
     "freshness": _FRESHNESS,
 }
@@ -138,6 +155,57 @@ ATTRIBUTION: Final[dict[str, Any]] = {
 TYPOLOGY: Final[dict[str, Any]] = {
     "counts": {"mono_channel": 5400, "multi_channel": 2100, "cross_channel": 1350, "unknown": 150},
     "customers": 9000,
+}
+
+SEGMENTS: Final[dict[str, Any]] = {"counts": {"fully_connected": 1840, "prefers_human": 612}, "customers": 9000}
+
+#: A click-and-collect journey (newest first): an SMS code, a web order, the collection at the till.
+JOURNEY: Final[dict[str, Any]] = {
+    "profile": "customer:C000123456",
+    "customer_id": "C000123456",
+    "total": 5,
+    "next_cursor": "1732360500000:7d0c5b7e-2f0e-4c43-9d1e-5a0f3f6e1c11",
+    "events": [
+        {
+            "event_id": "c1f4a1d2-6a51-4f7e-9a57-0d1c2b3a4e5f",
+            "occurred_at_ms": 1732447200000,
+            "event_type": "order_collected",
+            "channel": "store",
+            "device_kind": "pos_till",
+            "store_id": "S0231",
+            "site": None,
+            "actor": {"actor_id": "E10442", "role": "employee"},
+            "summary": "order O-889211 collected at S0231",
+            "step": {"session_id": None, "episode": "order:O-889211"},
+            "profile": "customer:C000123456",
+        },
+        {
+            "event_id": "9a27c0de-3b1f-4c55-8e21-77aa01b2c3d4",
+            "occurred_at_ms": 1732360800000,
+            "event_type": "order_placed",
+            "channel": "web",
+            "device_kind": "desktop_browser",
+            "store_id": None,
+            "site": "shop.example.com",
+            "actor": None,
+            "summary": "order O-889211 placed: 307.99 EUR, click_and_collect at S0231, codes SPRING10",
+            "step": {"session_id": "web-s-981", "episode": "cart:4e1b2c3d-aaaa-4bbb-8ccc-000000000001"},
+            "profile": "customer:C000123456",
+        },
+        {
+            "event_id": "7d0c5b7e-2f0e-4c43-9d1e-5a0f3f6e1c11",
+            "occurred_at_ms": 1732360500000,
+            "event_type": "campaign_touched",
+            "channel": "sms",
+            "device_kind": None,
+            "store_id": None,
+            "site": None,
+            "actor": None,
+            "summary": "sms clicked: campaign CMP-SPRING, code SPRING10",
+            "step": {"session_id": None, "episode": None},
+            "profile": "phone:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        },
+    ],
 }
 
 STORE_AVAILABILITY: Final[dict[str, Any]] = {

@@ -2,6 +2,7 @@
 
 - ``GET /v1/attribution/matrix``: action channel x response channel, live (S5);
 - ``GET /v1/typology``: how many customers are mono-, multi- or cross-channel (S6);
+- ``GET /v1/segments``: how many customers are fully connected, or prefer a human contact (S6);
 - ``GET /v1/stores/{store}/availability?products=A,B``: stock per product in a store (S3, click and collect);
 - ``GET /v1/customers/{id}/cart/availability?store=S``: can this cart be collected in that store?
 
@@ -117,6 +118,22 @@ def journeys_router(journeys: JourneyStore, reads: ReadStore, keyring: KeyRing) 
         keyring.require_read(request.headers)
         counts = await journeys.typology_counts()
         return json_response(200, {"counts": counts, "customers": sum(counts.values())})
+
+    @router.get(
+        "/v1/segments",
+        summary="Customers per channel-mix segment",
+        response_class=Response,
+        responses={200: ok("Counts per segment.", "Segments", examples.SEGMENTS), **READ_ERRORS},
+    )
+    async def get_segments(request: Request) -> Response:
+        """Identified customers per segment: `fully_connected` (digital channels only, several of them) and
+        `prefers_human` (store or call centre in most interactions); thresholds in docs/journeys.md. A customer
+        is in at most one; `customers` is every identified customer (as in `/v1/typology`), so the rest are in
+        neither. Each customer's own segments are in its record."""
+        keyring.require_read(request.headers)
+        counts = await journeys.segment_counts()
+        customers = sum((await journeys.typology_counts()).values())
+        return json_response(200, {"counts": counts, "customers": customers})
 
     @router.get(
         "/v1/stores/{store_id}/availability",

@@ -13,6 +13,7 @@ from typing import Any, Final
 from connectors.collector.openapi import avro_components, error_response, ref
 from schemas.topics import CHANNELS
 from streams.domain.identity import IDENTIFIER_TYPES
+from streams.domain.segments import SEGMENTS
 from streams.domain.typology import TYPOLOGIES
 
 __all__ = [
@@ -145,6 +146,31 @@ def read_components() -> dict[str, Any]:
                 "customers": {"type": "integer", "minimum": 0},
             },
         ),
+        "Segments": _object(
+            "Segments",
+            "Identified customers per channel-mix segment, and every identified customer (the rest are in neither).",
+            {
+                "counts": {
+                    "type": "object",
+                    "properties": {name: {"type": "integer", "minimum": 0} for name in SEGMENTS},
+                    "required": list(SEGMENTS),
+                    "additionalProperties": False,
+                },
+                "customers": {"type": "integer", "minimum": 0},
+            },
+        ),
+        "JourneyEntry": _journey_entry(),
+        "Journey": _object(
+            "Journey",
+            "A page of the customer's journey, newest first; `next_cursor` is null on the last page.",
+            {
+                "profile": {"type": "string"},
+                "customer_id": _NULLABLE_STRING,
+                "total": {"type": "integer", "minimum": 0, "description": "Events within since/until."},
+                "next_cursor": _NULLABLE_STRING,
+                "events": {"type": "array", "items": ref("JourneyEntry")},
+            },
+        ),
         "ProductAvailability": product,
         "StoreAvailability": _object(
             "StoreAvailability",
@@ -212,6 +238,37 @@ def read_components() -> dict[str, Any]:
             },
         ),
     }
+
+
+_NULLABLE_STRING: Final = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+
+
+def _journey_entry() -> dict[str, Any]:
+    actor = _object(
+        "Actor", "The employee or agent who served.", {"actor_id": {"type": "string"}, "role": {"type": "string"}}
+    )
+    step = _object(
+        "JourneyStep",
+        "`session_id` from the event; `episode`: cart:<id>, quote:<id>, ticket:<id>, contact:<id> or order:<id>.",
+        {"session_id": _NULLABLE_STRING, "episode": _NULLABLE_STRING},
+    )
+    return _object(
+        "JourneyEntry",
+        "One event of the journey: where, with whom, what, and the step it belongs to.",
+        {
+            "event_id": {"type": "string"},
+            "occurred_at_ms": _INT,
+            "event_type": {"type": "string"},
+            "channel": {"type": "string", "enum": list(CHANNELS)},
+            "device_kind": _NULLABLE_STRING,
+            "store_id": _NULLABLE_STRING,
+            "site": _NULLABLE_STRING,
+            "actor": {"anyOf": [actor, {"type": "null"}]},
+            "summary": {"type": "string"},
+            "step": step,
+            "profile": {"type": "string", "description": "The profile the event was first applied to."},
+        },
+    )
 
 
 def ok(description: str, component: str, example: Any) -> dict[str, Any]:

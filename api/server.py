@@ -21,6 +21,7 @@ from api.journeys import journeys_router
 from api.openapi import read_components
 from api.reads import reads_router
 from api.store import ReadStore
+from api.timeline import timeline_router
 from connectors.auth import KeyRing
 from connectors.collector.app import create_app
 from connectors.config import DEV_READ_KEY, CollectorConfig, dev_key
@@ -77,6 +78,7 @@ def create_server(
     keyring = KeyRing(config.keys, config.read_keys, config.admin_keys)
     store = ReadStore(redis, keys)
     app.include_router(reads_router(store, keyring))
+    app.include_router(timeline_router(store, keyring, (processor or ProcessorConfig()).fold_rules))
     app.include_router(journeys_router(JourneyStore(redis, keys), store, keyring))
     app.include_router(
         admin_router(

@@ -7,7 +7,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from streams.domain.identity import IDENTIFIER_TYPES, founder_of
+from streams.cluster_store import LAST_FIELD
+from streams.domain.fold import Item, item_from_json, parse_ident
+from streams.domain.identity import IDENTIFIER_TYPES, Identifier, founder_of
 from streams.keys import Keys
 from streams.state_json import public_customer
 
@@ -71,6 +73,29 @@ class ReadStore:
     async def cart(self, profile_key: str) -> dict[str, Any] | None:
         raw = await self._redis.get(self._keys.cart(profile_key))
         return json.loads(raw) if raw else None
+
+    async def cluster_of(self, profile_key: str) -> str | None:
+        """The identity cluster ``profile_key`` is in (found through its founding identifier, else any member
+        identifier); None when the backbone holds no event of it."""
+        founder = founder_of(profile_key)
+        if founder is not None:
+            cid = await self._redis.get(self._keys.cluster_of(f"{founder.type}:{founder.value}"))
+            if cid is not None:
+                return str(cid)
+        for member in sorted(await self._redis.smembers(self._keys.members(profile_key))):
+            cid = await self._redis.get(self._keys.cluster_of(str(member)))
+            if cid is not None:
+                return str(cid)
+        return None
+
+    async def cluster_items(self, cid: str) -> tuple[list[Item], frozenset[Identifier]]:
+        """Every item of a cluster's log and the identifiers an operator unlinked (what the worker folds)."""
+        pipe = self._redis.pipeline(transaction=True)  # one snapshot: the log and the unlinks of one moment
+        pipe.hgetall(self._keys.cluster_log(cid))
+        pipe.smembers(self._keys.unlinked())
+        log, unlinked = await pipe.execute()
+        items = [item_from_json(text) for item_id, text in log.items() if item_id != LAST_FIELD]
+        return items, frozenset(parse_ident(i) for i in unlinked)
 
     async def owner(self, identifier_type: str, value: str) -> str | None:
         """The profile key an identifier belongs to, or None when the backbone never linked it."""

@@ -14,6 +14,7 @@ from streams.domain.errors import DomainError
 from streams.domain.fold import FoldRules
 from streams.domain.identity import IdentityRules
 from streams.domain.journey import JourneyRules
+from streams.domain.segments import SegmentRules
 
 __all__ = ["ProcessorConfig"]
 
@@ -33,6 +34,10 @@ class ProcessorConfig:
       ``OMNICHANNEL_ATTRIBUTION_WINDOW_DAYS`` (30), ``OMNICHANNEL_ATTRIBUTION_MODEL`` (last_touch).
     - ``journey_tick_s``: how often the follow-up timer looks for due checks
       (``OMNICHANNEL_JOURNEY_TICK_SECONDS``, default 1): a follow-up fires at most this late.
+    - ``customer_limits.segments``: channel-mix segment thresholds (docs/journeys.md):
+      ``OMNICHANNEL_SEGMENT_DIGITAL_CHANNELS`` (web,mobile_app,tablet,email,sms,push),
+      ``OMNICHANNEL_SEGMENT_HUMAN_CHANNELS`` (store,call_centre), ``OMNICHANNEL_SEGMENT_CONNECTED_MIN_CHANNELS``
+      (2), ``OMNICHANNEL_SEGMENT_HUMAN_SHARE`` (0.5), ``OMNICHANNEL_SEGMENT_MIN_INTERACTIONS`` (3).
     """
 
     merge_mode: MergeMode = MergeMode.MAX
@@ -74,6 +79,7 @@ class ProcessorConfig:
             batch_max=int(batch) if batch else cls.batch_max,
             journeys=_journey_rules(env),
             journey_tick_s=_positive(env, "OMNICHANNEL_JOURNEY_TICK_SECONDS", 1.0, "seconds", 1.0),
+            customer_limits=CustomerLimits(segments=_segment_rules(env)),
         )
 
 
@@ -127,4 +133,47 @@ def _journey_rules(env: Mapping[str, str]) -> JourneyRules:
         raise ConfigError(
             f"OMNICHANNEL_CART_FOLLOW_UP_CHANNELS={channels_text!r}: {exc}; "
             "write it comma-separated, e.g. OMNICHANNEL_CART_FOLLOW_UP_CHANNELS=email,sms"
+        ) from None
+
+
+def _whole(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{name}={raw!r} must be a positive whole number, e.g. {name}={default}")
+    return int(raw)
+
+
+def _channels(env: Mapping[str, str], name: str, default: frozenset[str]) -> frozenset[str]:
+    raw = env.get(name, "").strip()
+    return frozenset(c.strip() for c in raw.split(",") if c.strip()) if raw else default
+
+
+def _segment_rules(env: Mapping[str, str]) -> SegmentRules:
+    defaults = SegmentRules()
+    share_text = env.get("OMNICHANNEL_SEGMENT_HUMAN_SHARE", "").strip()
+    try:
+        share = float(share_text) if share_text else defaults.human_share
+    except ValueError:
+        share = -1.0
+    if not 0 <= share < 1:
+        raise ConfigError(
+            f"OMNICHANNEL_SEGMENT_HUMAN_SHARE={share_text!r} must be a fraction from 0 to below 1, "
+            "e.g. OMNICHANNEL_SEGMENT_HUMAN_SHARE=0.5 (more than half of the interactions)"
+        )
+    try:
+        return SegmentRules(
+            digital_channels=_channels(env, "OMNICHANNEL_SEGMENT_DIGITAL_CHANNELS", defaults.digital_channels),
+            human_channels=_channels(env, "OMNICHANNEL_SEGMENT_HUMAN_CHANNELS", defaults.human_channels),
+            connected_min_channels=_whole(
+                env, "OMNICHANNEL_SEGMENT_CONNECTED_MIN_CHANNELS", defaults.connected_min_channels
+            ),
+            human_share=share,
+            min_interactions=_whole(env, "OMNICHANNEL_SEGMENT_MIN_INTERACTIONS", defaults.min_interactions),
+        )
+    except DomainError as exc:  # the channel lists: unknown names, or a channel in both
+        raise ConfigError(
+            f"OMNICHANNEL_SEGMENT_DIGITAL_CHANNELS / OMNICHANNEL_SEGMENT_HUMAN_CHANNELS: {exc}; write them "
+            "comma-separated, e.g. OMNICHANNEL_SEGMENT_HUMAN_CHANNELS=store,call_centre"
         ) from None

@@ -23,13 +23,14 @@ atomic per-key update works on Redis Cluster; the identity index has a hash tag 
 | ``<ns>attr:{<ns>attr}:dropped:<reason>`` | set | event ids of exposures/conversions given up |
 | ``<ns>attr:{<ns>attr}:meta`` | hash | the worker's attribution ``model`` and ``window_ms`` |
 | ``<ns>typology:{<ns>typ}:<class>`` | set | customer ids per channel typology (``mono_channel``, ...) |
+| ``<ns>segment:{<ns>seg}:<segment>`` | set | customer ids per channel-mix segment (``fully_connected``, ...) |
 | ``<ns>stock:{<store>}`` | hash | product id -> JSON ``{available, sequence, at_ms}`` in one store |
 
 The identity index and the cluster logs live in one hash slot (``{idg}``) so a batch's commit is one
 MULTI/EXEC; on Redis Cluster that slot's node carries them all (a known limit: shard by cluster once a
 deployment needs it).
 The journey schedule is one sorted set per namespace (one hash tag) so a claim is one atomic script; the
-matrix and typology sets are read together, hence one tag each; stock has one hash per store.
+matrix, typology and segment sets are read together, hence one tag each; stock has one hash per store.
 """
 
 from __future__ import annotations
@@ -116,6 +117,9 @@ class Keys:
 
     def typology(self, typology: str) -> str:
         return f"{self._ns}typology:{{{self._ns}typ}}:{typology}"
+
+    def segment(self, segment: str) -> str:
+        return f"{self._ns}segment:{{{self._ns}seg}}:{segment}"
 
     def stock(self, store_id: str) -> str:
         return f"{self._ns}stock:{{{store_id}}}"

@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 from streams.domain.cart import Cart, CartLine
-from streams.domain.customer import ChannelUsage, CustomerState, OrderSummary, Verbatim
+from streams.domain.customer import ChannelUsage, CustomerState, OpenInteraction, OrderSummary, Verbatim
 from streams.domain.identity import Identifier
 from streams.domain.journey import journey_from_dict, journey_to_dict
 
@@ -70,6 +70,10 @@ def customer_from_json(text: str) -> CustomerState:
         updated_at_ms=raw["updated_at_ms"],
         erased_at_ms=internal["erased_at_ms"],
         recent_orders=tuple(OrderSummary(**order) for order in raw.get("recent_orders", ())),
+        # Records stored before these fields existed read as "none yet"; the next event of the cluster
+        # re-folds the whole log and fills them.
+        open_interactions=tuple(OpenInteraction(**i) for i in raw.get("open_interactions", ())),
+        segments=tuple(raw.get("segments", ())),
         journey=journey_from_dict(internal.get("journey")),
     )
 

@@ -61,12 +61,34 @@ function renderCart(prefix, data) {
   }
 }
 
+async function showOpen() {
+  // The record's open interactions: what this customer started and has not finished, where, with whom.
+  const answer = await fetch(`/v1/customers/${encodeURIComponent(tablet.customer)}`, { headers: { "X-Api-Key": readKey } });
+  if (!answer.ok) return;
+  const list = document.getElementById("tablet-open");
+  list.innerHTML = "";
+  for (const open of (await answer.json()).customer.open_interactions || []) {
+    const item = document.createElement("li");
+    item.dataset.kind = open.kind;
+    const place = open.store_id ? ` in store ${open.store_id}` : open.site ? ` on ${open.site}` : "";
+    const who = open.actor_id ? ` with ${open.actor_id}` : "";
+    const since = new Date(open.started_at_ms).toISOString().slice(11, 16);
+    item.textContent = `${open.kind}${open.ref ? " " + open.ref : ""}: last on ${open.channel}${place}${who}, ` +
+                       `since ${since} UTC${open.detail ? " (" + open.detail + ")" : ""}`;
+    list.appendChild(item);
+  }
+}
+
 let streams = {};
 function follow(prefix, id) {
   if (streams[prefix]) streams[prefix].close();
   const url = `/v1/customers/${encodeURIComponent(id)}/cart/stream?api_key=${encodeURIComponent(readKey)}`;
   const source = new EventSource(url);
-  source.addEventListener("cart", (message) => renderCart(prefix, JSON.parse(message.data)));
+  source.addEventListener("cart", (message) => {
+    renderCart(prefix, JSON.parse(message.data));
+    // The record is written with the cart (one transaction): read it now to show what is still open.
+    if (prefix === "tablet" && tablet.customer) showOpen();
+  });
   streams[prefix] = source;
 }
 

@@ -12,6 +12,10 @@ freshness. Ordering rules:
 - An order's status follows event time: a status older than the one held is ignored (S3: order status
   changes reach the customer record).
 
+``open_interactions``: what the customer was doing and has not finished (a cart, a quote, a ticket, a
+contact), where and with whom, latest activity first (:mod:`streams.domain.interactions`). ``segments``:
+channel-mix segments (:mod:`streams.domain.segments`), recomputed whenever the channel counts change.
+
 ``journey`` holds what the journeys processing remembers (follow-up episodes, attribution memory,
 cross-channel journeys; see :mod:`streams.domain.journey`); it is internal: not part of the Avro record.
 """
@@ -25,7 +29,9 @@ from typing import Any, Final
 
 from streams.domain.errors import DomainError
 from streams.domain.identity import Identifier, IdentityRules, customer_id_from_key, identifiers_of
+from streams.domain.interactions import OpenInteraction, interactions_after, merge_interactions
 from streams.domain.journey import JourneyState, merge_journeys
+from streams.domain.segments import SegmentRules, segments_of
 
 __all__ = [
     "PASSIVE_EVENT_TYPES",
@@ -33,6 +39,7 @@ __all__ = [
     "ChannelUsage",
     "CustomerLimits",
     "CustomerState",
+    "OpenInteraction",
     "OrderSummary",
     "Verbatim",
     "apply_customer_event",
@@ -62,9 +69,18 @@ class CustomerLimits:
     identities: int = 50
     identity_rules: IdentityRules = field(default_factory=IdentityRules)
     recent_orders: int = 10
+    open_interactions: int = 5
+    segments: SegmentRules = field(default_factory=SegmentRules)
 
     def __post_init__(self) -> None:
-        for name in ("recent_searches", "recent_products", "recent_returns", "identities", "recent_orders"):
+        for name in (
+            "recent_searches",
+            "recent_products",
+            "recent_returns",
+            "identities",
+            "recent_orders",
+            "open_interactions",
+        ):
             if getattr(self, name) < 1:
                 raise DomainError(f"CustomerLimits.{name} must be at least 1, got {getattr(self, name)}")
 
@@ -152,6 +168,8 @@ class CustomerState:
     updated_at_ms: int = 0
     erased_at_ms: int | None = None
     recent_orders: tuple[OrderSummary, ...] = ()
+    open_interactions: tuple[OpenInteraction, ...] = ()
+    segments: tuple[str, ...] = ()
     journey: JourneyState = field(default_factory=JourneyState, hash=False)
 
     def to_avro_dict(self) -> dict[str, Any]:
@@ -186,6 +204,8 @@ class CustomerState:
             "typology": self.typology,
             "updated_at_ms": self.updated_at_ms,
             "recent_orders": [order.to_avro_dict() for order in self.recent_orders],
+            "open_interactions": [interaction.to_avro_dict() for interaction in self.open_interactions],
+            "segments": list(self.segments),
         }
 
 
@@ -208,7 +228,11 @@ def apply_customer_event(
     verbatim, if not older than the one held; ``order_placed`` / ``order_status_changed`` /
     ``order_collected`` -> recent orders (status ``placed`` / as reported / ``collected``, each only if not
     older than the status held); ``erasure_requested`` -> an empty record for the same key that ignores
-    events older than the request.
+    events older than the request. Open interactions: ``cart_line_added`` / ``cart_quantity_set`` /
+    ``checkout_started`` open or continue the cart, ``cart_line_removed`` continues an open one,
+    ``order_placed`` / ``cart_cleared`` end it; ``quote_started`` / ``quote_updated`` -> ``quote_submitted``,
+    ``ticket_opened`` -> ``ticket_closed``, ``contact_started`` -> ``contact_ended`` (by id). A cart emptied
+    line by line is ended by the journeys processing, which sees the cart. Segments follow the channel counts.
     """
     at_ms: int = event["occurred_at_ms"]
     if state.erased_at_ms is not None and at_ms < state.erased_at_ms:
@@ -239,6 +263,11 @@ def apply_customer_event(
         if state.last_interaction_ms is None or at_ms >= state.last_interaction_ms:
             changes["last_interaction_ms"] = at_ms
             changes["last_channel"] = channel
+        changes["segments"] = _segments(changes["channels"], limits)
+
+    interactions = interactions_after(state.open_interactions, event, event_type, payload, channel, at_ms)
+    if interactions is not state.open_interactions:
+        changes["open_interactions"] = interactions[: limits.open_interactions]
 
     consent_map = event.get("consent")
     if isinstance(consent_map, Mapping) and consent_map:
@@ -281,6 +310,10 @@ def apply_customer_event(
 
 
 _ORDER_EVENT_TYPES: Final = frozenset({"order_placed", "order_status_changed", "order_collected"})
+
+
+def _segments(channels: Mapping[str, ChannelUsage], limits: CustomerLimits) -> tuple[str, ...]:
+    return segments_of({channel: usage.count for channel, usage in channels.items()}, limits.segments)
 
 
 def _order_changes(
@@ -376,7 +409,8 @@ def merge_customer_states(
 
     The result keeps ``customer.key``, ``typology`` and ``erased_at_ms``; journeys merge by
     :func:`~streams.domain.journey.merge_journeys`; recent orders are united (on one order id, the entry
-    with the newer status wins). Identities, open tickets and
+    with the newer status wins); open interactions are united (one per kind and id, the later activity
+    wins) and segments recomputed from the united channels. Identities, open tickets and
     channels are united (usage counts add up, last seen is the later); ``freshness``, ``updated_at_ms``
     and the last interaction take the later value; consent per key follows the same rule as events
     (newer wins, a tie tightens); the last verbatim is the newer one. Recent lists put the items of the
@@ -425,6 +459,10 @@ def merge_customer_states(
         freshness=MappingProxyType(freshness),
         updated_at_ms=max(customer.updated_at_ms, absorbed.updated_at_ms),
         recent_orders=_merge_orders(newer.recent_orders, older.recent_orders, limits.recent_orders),
+        open_interactions=merge_interactions(
+            customer.open_interactions, absorbed.open_interactions, limits.open_interactions
+        ),
+        segments=_segments(channels, limits),
         journey=merge_journeys(customer.journey, absorbed.journey),
     )
 

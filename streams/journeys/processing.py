@@ -40,6 +40,7 @@ from streams.domain.journey import (
     pending_dues,
     settle,
 )
+from streams.domain.segments import SEGMENTS
 from streams.domain.typology import TYPOLOGIES, classify
 from streams.journeys.store import JourneyEffects, schedule_member
 from streams.keys import Keys
@@ -94,6 +95,10 @@ class JourneyProcessor:
         step = on_event(
             customer.journey, event, cart_before, cart_after, identified=customer_id is not None, rules=self._rules
         )
+        if not cart_after.lines and any(i.kind == "cart" for i in customer.open_interactions):
+            # Emptied line by line (or expired): the record cannot tell from the event alone, the cart can.
+            kept = tuple(i for i in customer.open_interactions if i.kind != "cart")
+            customer = replace(customer, open_interactions=kept)
         return self._take(key, customer, step, out)
 
     def new_output(self) -> JourneyOutput:
@@ -150,7 +155,8 @@ class JourneyProcessor:
         merged: bool,
         out: JourneyOutput,
     ) -> None:
-        """At the end of a profile's fold: re-schedule what changed, move the customer between typology sets."""
+        """At the end of a profile's fold: re-schedule what changed, move the customer between typology and
+        segment sets."""
         identified = customer_id_from_key(key) is not None
         old = (
             {}
@@ -168,9 +174,16 @@ class JourneyProcessor:
             return
         if after.erased_at_ms is not None and not after.channels:
             out.effects.removes.extend((self._keys.typology(t), customer_id) for t in TYPOLOGIES)
-        elif before is None or before.typology != after.typology:
+            out.effects.removes.extend((self._keys.segment(s), customer_id) for s in SEGMENTS)
+            return
+        if before is None or before.typology != after.typology:
             out.effects.removes.extend((self._keys.typology(t), customer_id) for t in TYPOLOGIES if t != after.typology)
             out.effects.adds.append((self._keys.typology(after.typology), customer_id))
+        if before is None or before.segments != after.segments:
+            out.effects.removes.extend(
+                (self._keys.segment(s), customer_id) for s in SEGMENTS if s not in after.segments
+            )
+            out.effects.adds.extend((self._keys.segment(s), customer_id) for s in after.segments)
 
     def forget(self, key: str, customer: CustomerState, out: JourneyOutput) -> None:
         """An erased profile: unschedule its pending checks, take its customer id out of every matrix set."""
@@ -203,8 +216,8 @@ class JourneyProcessor:
         return replace(customer, journey=step.journey, typology=typology)
 
     def _personal_sets(self) -> list[str]:
-        """Every matrix and typology set a customer id can be in (for erasure)."""
-        keys = [self._keys.typology(t) for t in TYPOLOGIES]
+        """Every matrix, typology and segment set a customer id can be in (for erasure)."""
+        keys = [self._keys.typology(t) for t in TYPOLOGIES] + [self._keys.segment(s) for s in SEGMENTS]
         keys += [self._keys.exposed(c) for c in CHANNELS] + [self._keys.responded(c) for c in CHANNELS]
         keys += [self._keys.converted(a, r) for a in CHANNELS for r in CHANNELS]
         return keys

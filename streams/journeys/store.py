@@ -1,4 +1,5 @@
-"""Redis side of journeys: the schedule of due checks, the live attribution matrix, typology counts and stock.
+"""Redis side of journeys: the schedule of due checks, the live attribution matrix, typology and segment
+counts and stock.
 
 Every write here is idempotent, so the state stage can apply it *before* the fenced write of the customer
 record that caused it (a crash in between replays the batch and writes the same thing again):
@@ -28,6 +29,7 @@ from redis.asyncio import Redis
 
 from schemas.topics import CHANNELS
 from streams.domain.attribution import AttributionRules
+from streams.domain.segments import SEGMENTS
 from streams.domain.stock import StockLevel, stock_level_of
 from streams.domain.typology import TYPOLOGIES
 from streams.keys import Keys
@@ -233,6 +235,13 @@ class JourneyStore:
         for typology in TYPOLOGIES:
             pipe.scard(self._keys.typology(typology))
         return dict(zip(TYPOLOGIES, (int(n) for n in await pipe.execute()), strict=True))
+
+    async def segment_counts(self) -> dict[str, int]:
+        """Customers per channel-mix segment."""
+        pipe = self._redis.pipeline(transaction=False)
+        for segment in SEGMENTS:
+            pipe.scard(self._keys.segment(segment))
+        return dict(zip(SEGMENTS, (int(n) for n in await pipe.execute()), strict=True))
 
 
 def _level(value: str | None) -> dict[str, Any] | None:

@@ -52,5 +52,8 @@ def test_the_basket_moves_from_phone_to_tablet_in_a_real_browser(backbone: Backb
             page.wait_for_selector(_line("phone", "SKU-RUG", 1), timeout=60_000)  # live on the phone too
             assert page.locator("#phone-profile").inner_text().startswith("customer:")
             assert page.locator("#phone-profile").inner_text() == page.locator("#tablet-profile").inner_text()
+            # The tablet shows what is still open for the customer: the basket, last touched on the tablet.
+            page.wait_for_selector("#tablet-open li[data-kind='cart']", timeout=60_000)
+            assert "last on tablet" in page.locator("#tablet-open li[data-kind='cart']").inner_text()
         finally:
             browser.close()

@@ -215,6 +215,21 @@ SAMPLE_OUTPUTS: dict[str, dict[str, Any]] = {
                 "placed_at_ms": 1_732_300_000_000,
             }
         ],
+        "open_interactions": [
+            {
+                "kind": "quote",
+                "ref": "Q-55120",
+                "channel": "store",
+                "store_id": "S0231",
+                "site": None,
+                "actor_id": "E10442",
+                "actor_role": "employee",
+                "detail": "kitchen_design, step layout",
+                "started_at_ms": 1_732_300_000_000,
+                "last_at_ms": 1_732_357_000_000,
+            }
+        ],
+        "segments": ["prefers_human"],
     },
     "omnichannel.output.Cart": {
         "cart_key": "C000123456",
