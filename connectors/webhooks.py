@@ -93,7 +93,11 @@ async def accept(ctx: WebhookContext, adapter: ChannelAdapter, mapped: Mapped) -
         try:
             events.append(
                 normalise(
-                    event, received_at_ms=received_at_ms, channel=adapter.channel, source_system=adapter.source_system
+                    event,
+                    received_at_ms=received_at_ms,
+                    channel=adapter.channel,
+                    source_system=adapter.source_system,
+                    window=ctx.config.event_window,
                 )
             )
         except InvalidEventError as exc:
