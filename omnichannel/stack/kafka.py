@@ -6,6 +6,7 @@ import base64
 import functools
 import os
 import re
+import socket
 import uuid
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,8 @@ _START_TIMEOUT_S = 90.0
 
 def kafka_answers(bootstrap: str, timeout: float = 5.0) -> bool:
     """True when a broker at ``bootstrap`` serves a metadata request (an open port is not enough)."""
+    if _every_server_refuses(bootstrap):  # nothing listens: no need to wait out librdkafka's retries
+        return False
     # A probe: librdkafka's reconnect lines go to DEBUG; the caller words the outcome.
     logger = librdkafka_logger(bootstrap, announce=False)
     config: dict[str, Any] = {
@@ -53,6 +56,19 @@ def kafka_answers(bootstrap: str, timeout: float = 5.0) -> bool:
         admin.poll(0)
         return False
     return bool(metadata.brokers)
+
+
+def _every_server_refuses(bootstrap: str) -> bool:
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
+                return False
+        except ConnectionRefusedError:
+            continue
+        except (OSError, ValueError):  # unreachable or unparsable: let the real probe decide
+            return False
+    return True
 
 
 def _server_properties(data_dir: Path, port: int, controller_port: int) -> str:
