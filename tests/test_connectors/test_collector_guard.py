@@ -73,6 +73,7 @@ def _status(sock: socket.socket) -> tuple[int, bytes]:
         ("/v1/webhooks/email", ""),
         ("/v1/webhooks/sms", ""),
     ],
+    ids=["events", "email-webhook", "sms-webhook"],
 )
 def test_a_body_shorter_than_its_content_length_is_answered_408_in_time_with_one_log_line(
     served: int, path: str, headers: str, caplog: pytest.LogCaptureFixture
