@@ -355,6 +355,8 @@ def serve(settings: Settings, host: str, port: int) -> None:
     OpenAPI at /docs; GET /healthz (liveness), GET /readyz (Kafka, registry, Redis). Keys:
     OMNICHANNEL_CHANNEL_KEYS (publish), OMNICHANNEL_READ_KEYS (read), OMNICHANNEL_ADMIN_KEYS, and
     OMNICHANNEL_HASH_KEY; or OMNICHANNEL_DEV=1 alone for public development keys and the demo page at /demo/.
+    Slow clients: a body must arrive within OMNICHANNEL_BODY_TIMEOUT_S and the answer start within
+    OMNICHANNEL_REQUEST_TIMEOUT_S (408), at most OMNICHANNEL_MAX_PENDING_BODIES bodies in flight (503).
     """
     from omnichannel.serve import run_server
 
