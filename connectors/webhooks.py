@@ -152,6 +152,11 @@ def webhook_responses(auth: str, *, signed: bool = False) -> dict[int | str, dic
                 )
             }
         ),
+        408: answer(
+            "The body did not arrive within OMNICHANNEL_BODY_TIMEOUT_S (e.g. shorter than its Content-Length).",
+            "body_timeout",
+            "the request body did not arrive within 10 s",
+        ),
         413: answer(
             "The body exceeds OMNICHANNEL_MAX_BODY_BYTES, or too many items.",
             "body_too_large",
