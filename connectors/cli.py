@@ -13,6 +13,7 @@ import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from connectors.channels import ADAPTER_MODULES, load_adapter
+from connectors.config import event_window_from_env
 from connectors.importer import import_file, position_path
 from connectors.publisher import publisher_for
 from omnichannel.console import err, errors_as_messages, out
@@ -51,6 +52,7 @@ def _import_command(adapter_name: str) -> click.Command:
     ) -> None:
         with errors_as_messages():
             position = position_path(settings.state_dir, adapter_name, file)
+            window = event_window_from_env()
             with publisher_for(connect(settings), timeout) as publisher, _bar() as bar:
                 task = bar.add_task(file.name, total=file.stat().st_size, events=0)
                 report = import_file(
@@ -63,6 +65,7 @@ def _import_command(adapter_name: str) -> click.Command:
                     restart=restart,
                     skip_invalid=skip_invalid,
                     progress=lambda done, published: bar.update(task, completed=done, events=published),
+                    window=window,
                 )
             for rejected in report.rejected:
                 err.print(f"line {rejected.line} skipped: " + "; ".join(map(str, rejected.problems)), highlight=False)

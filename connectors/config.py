@@ -2,22 +2,27 @@
 
 Environment variables (all optional when ``OMNICHANNEL_DEV=1``):
 
-===================================  ==========================================================================
-``OMNICHANNEL_CHANNEL_KEYS``         ``channel=key`` pairs, comma-separated, e.g. ``web=k1,mobile_app=k2``. A key
-                                     publishes only the channels it is listed for (repeat a key to share it).
-``OMNICHANNEL_WEBHOOK_SECRETS``      ``channel=secret`` pairs for signed provider webhooks, e.g. ``email=s1,sms=s2``.
-``OMNICHANNEL_READ_KEYS``            Comma-separated keys that may read customer data (records, carts, identities).
-``OMNICHANNEL_ADMIN_KEYS``           Comma-separated keys for admin operations (they may read as well).
-``OMNICHANNEL_HASH_KEY``             Secret of the keyed hash of clear e-mails and phone numbers (required,
-                                     at least 16 characters; see :mod:`connectors.hashing`).
-``OMNICHANNEL_MAX_BODY_BYTES``       Largest request body accepted (default 1048576, 1 MiB): 413 above.
-``OMNICHANNEL_MAX_BATCH_EVENTS``     Most events in one ``{"events": [...]}`` batch (default 500): 413 above.
-``OMNICHANNEL_PUBLISH_TIMEOUT_S``    Longest wait for Kafka's acknowledgement before answering 503 (default 5).
-``OMNICHANNEL_RETRY_AFTER_S``        ``Retry-After`` seconds sent with a 503 (default 5).
-``OMNICHANNEL_WEBHOOK_TOLERANCE_S``  Largest age of a signed webhook's timestamp, against replays (default 300).
-``OMNICHANNEL_ADAPTERS``             Channel adapters to enable, comma-separated (default: every registered one).
-``OMNICHANNEL_DEV``                  ``1``: development defaults for absent keys and secrets (see below).
-===================================  ==========================================================================
+======================================  ==========================================================================
+``OMNICHANNEL_CHANNEL_KEYS``            ``channel=key`` pairs, comma-separated, e.g. ``web=k1,mobile_app=k2``. A key
+                                        publishes only the channels it is listed for (repeat a key to share it).
+``OMNICHANNEL_WEBHOOK_SECRETS``         ``channel=secret`` pairs for signed provider webhooks, e.g. ``email=s1,sms=s2``.
+``OMNICHANNEL_READ_KEYS``               Comma-separated keys that may read customer data (records, carts, identities).
+``OMNICHANNEL_ADMIN_KEYS``              Comma-separated keys for admin operations (they may read as well).
+``OMNICHANNEL_HASH_KEY``                Secret of the keyed hash of clear e-mails and phone numbers (required,
+                                        at least 16 characters; see :mod:`connectors.hashing`).
+``OMNICHANNEL_MAX_BODY_BYTES``          Largest request body accepted (default 1048576, 1 MiB): 413 above.
+``OMNICHANNEL_MAX_BATCH_EVENTS``        Most events in one ``{"events": [...]}`` batch (default 500): 413 above.
+``OMNICHANNEL_PUBLISH_TIMEOUT_S``       Longest wait for Kafka's acknowledgement before answering 503 (default 5).
+``OMNICHANNEL_RETRY_AFTER_S``           ``Retry-After`` seconds sent with a 503 (default 5).
+``OMNICHANNEL_WEBHOOK_TOLERANCE_S``     Largest age of a signed webhook's timestamp, against replays (default 300).
+``OMNICHANNEL_BODY_TIMEOUT_S``          Longest wait for a request's whole body, from its start (default 10): 408.
+``OMNICHANNEL_REQUEST_TIMEOUT_S``       Longest wait for the answer to start, body included (default 30): 408.
+``OMNICHANNEL_MAX_PENDING_BODIES``      Most requests receiving their bodies at once (default 64): 503 above.
+``OMNICHANNEL_MAX_EVENT_AGE_DAYS``      Oldest ``occurred_at_ms`` accepted, in days before receipt (default 3650): 422.
+``OMNICHANNEL_MAX_CLOCK_SKEW_MINUTES``  Furthest ``occurred_at_ms`` accepted after receipt (default 60): 422.
+``OMNICHANNEL_ADAPTERS``                Channel adapters to enable, comma-separated (default: every registered one).
+``OMNICHANNEL_DEV``                     ``1``: development defaults for absent keys and secrets (see below).
+======================================  ==========================================================================
 
 Development mode (``OMNICHANNEL_DEV=1``, never otherwise): the key of channel ``<c>`` is ``dev-<c>``
 (``dev-web``, ``dev-mobile_app``...), its webhook secret ``dev-<c>-secret``, the read key ``dev-read``, the admin
@@ -33,11 +38,20 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from connectors.envelope import EventTimeWindow
 from connectors.hashing import DEV_HASH_KEY
 from omnichannel.errors import ConfigError
 from schemas.topics import CHANNELS
 
-__all__ = ["DEV_ADMIN_KEY", "DEV_READ_KEY", "MIN_SECRET_LENGTH", "CollectorConfig", "dev_key", "dev_secret"]
+__all__ = [
+    "DEV_ADMIN_KEY",
+    "DEV_READ_KEY",
+    "MIN_SECRET_LENGTH",
+    "CollectorConfig",
+    "dev_key",
+    "dev_secret",
+    "event_window_from_env",
+]
 
 #: The development read and admin keys (only used when ``OMNICHANNEL_DEV=1``).
 DEV_READ_KEY = "dev-read"
@@ -84,6 +98,10 @@ class CollectorConfig:
     publish_timeout_s: float = 5.0
     retry_after_s: int = 5
     webhook_tolerance_s: int = 300
+    body_timeout_s: float = 10.0
+    request_timeout_s: float = 30.0
+    max_pending_bodies: int = 64
+    event_window: EventTimeWindow = field(default_factory=EventTimeWindow)
     adapters: tuple[str, ...] | None = None  # None: every registered adapter
     dev: bool = False
 
@@ -124,6 +142,10 @@ class CollectorConfig:
             publish_timeout_s=float(_positive(env, "OMNICHANNEL_PUBLISH_TIMEOUT_S", defaults.publish_timeout_s)),
             retry_after_s=int(_positive(env, "OMNICHANNEL_RETRY_AFTER_S", defaults.retry_after_s)),
             webhook_tolerance_s=int(_positive(env, "OMNICHANNEL_WEBHOOK_TOLERANCE_S", defaults.webhook_tolerance_s)),
+            body_timeout_s=_positive(env, "OMNICHANNEL_BODY_TIMEOUT_S", defaults.body_timeout_s),
+            request_timeout_s=_positive(env, "OMNICHANNEL_REQUEST_TIMEOUT_S", defaults.request_timeout_s),
+            max_pending_bodies=int(_positive(env, "OMNICHANNEL_MAX_PENDING_BODIES", defaults.max_pending_bodies)),
+            event_window=event_window_from_env(env),
             adapters=tuple(a.strip() for a in adapters_raw.split(",") if a.strip()) if adapters_raw else None,
             dev=dev,
         )
@@ -131,6 +153,16 @@ class CollectorConfig:
     def channels_of(self, key: str) -> frozenset[str] | None:
         """The channels ``key`` may publish, or ``None`` for an unknown key."""
         return self.keys.get(key)
+
+
+def event_window_from_env(environ: Mapping[str, str] | None = None) -> EventTimeWindow:
+    """The accepted ``occurred_at_ms`` window (``OMNICHANNEL_MAX_EVENT_AGE_DAYS``, ``..._CLOCK_SKEW_MINUTES``)."""
+    env = os.environ if environ is None else environ
+    defaults = EventTimeWindow()
+    return EventTimeWindow(
+        max_age_days=_positive(env, "OMNICHANNEL_MAX_EVENT_AGE_DAYS", defaults.max_age_days),
+        max_skew_minutes=_positive(env, "OMNICHANNEL_MAX_CLOCK_SKEW_MINUTES", defaults.max_skew_minutes),
+    )
 
 
 def _hash_key(env: Mapping[str, str], dev: bool) -> bytes:

@@ -9,6 +9,8 @@ import functools
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from connectors.errors import InvalidEventError
@@ -20,6 +22,7 @@ from schemas.validation import Problem, problems
 __all__ = [
     "IDENTITY_FIELDS",
     "Clock",
+    "EventTimeWindow",
     "IdFactory",
     "normalise",
     "partition_key",
@@ -36,6 +39,49 @@ IdFactory = Callable[[], str]
 IDENTITY_FIELDS: Final = ("anonymous_id", "customer_id", "email_hash", "phone_hash", "loyalty_card")
 _OPTIONAL_ENVELOPE: Final = ("device", "location", "actor", "session_id")
 _PLACEHOLDER_PAYLOAD: Final[tuple[str, dict[str, Any]]] = ("omnichannel.event.Logout", {})
+
+
+@dataclass(frozen=True)
+class EventTimeWindow:
+    """How far an event's ``occurred_at_ms`` may lie from the time the backbone received it.
+
+    An event from the future (a device clock years ahead, milliseconds sent as microseconds) would push idle
+    expiry and follow-ups past it; one from 1970 (seconds sent as milliseconds, a zero) is as wrong. The
+    defaults leave room for backfills of years-old exports and for device clocks a little ahead.
+    """
+
+    max_age_days: float = 3650.0
+    max_skew_minutes: float = 60.0
+
+    def problems(self, occurred_at_ms: int, received_at_ms: int) -> list[Problem]:
+        """One ``occurred_at_ms`` problem when the time falls outside the window, else none."""
+        earliest = received_at_ms - int(self.max_age_days * 86_400_000)
+        latest = received_at_ms + int(self.max_skew_minutes * 60_000)
+        if occurred_at_ms < earliest:
+            return [
+                Problem(
+                    "occurred_at_ms",
+                    f"{_iso(occurred_at_ms)} is more than {self.max_age_days:g} days before the time it was received "
+                    f"({_iso(received_at_ms)}; OMNICHANNEL_MAX_EVENT_AGE_DAYS): send epoch milliseconds UTC",
+                )
+            ]
+        if occurred_at_ms > latest:
+            return [
+                Problem(
+                    "occurred_at_ms",
+                    f"{_iso(occurred_at_ms)} is more than {self.max_skew_minutes:g} minutes after the time it was "
+                    f"received ({_iso(received_at_ms)}; OMNICHANNEL_MAX_CLOCK_SKEW_MINUTES): check the sender's "
+                    "clock and send epoch milliseconds UTC",
+                )
+            ]
+        return []
+
+
+def _iso(epoch_ms: int) -> str:
+    try:
+        return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):  # beyond what datetime can show
+        return f"{epoch_ms} ms"
 
 
 def system_clock_ms() -> int:
@@ -77,8 +123,11 @@ def normalise(
     channel: str | None = None,
     source_system: str = "collector",
     new_id: IdFactory = uuid4_text,
+    window: EventTimeWindow | None = None,
 ) -> dict[str, Any]:
     """A complete, valid Event dict from a partial one; :class:`InvalidEventError` lists every problem.
+
+    With ``window``, an ``occurred_at_ms`` outside it (around ``received_at_ms``) is a problem too.
 
     Fills a missing ``event_id`` (``new_id()``), stamps ``received_at_ms`` (always: the sender's clock
     does not count), fills ``channel`` when the caller knows it, defaults ``identities`` members to null,
@@ -105,6 +154,8 @@ def normalise(
     for name in _OPTIONAL_ENVELOPE:
         event.setdefault(name, None)
     validate_event(event)
+    if window is not None and (late := window.problems(event["occurred_at_ms"], received_at_ms)):
+        raise InvalidEventError(late)
     return event
 
 

@@ -26,7 +26,7 @@ from typing import IO, Any, Final
 import orjson
 
 from connectors.channels.base import ChannelAdapter
-from connectors.envelope import Clock, normalise, system_clock_ms
+from connectors.envelope import Clock, EventTimeWindow, normalise, system_clock_ms
 from connectors.errors import ImportLineError, ImportPositionError, InvalidEventError, PublishUnavailableError
 from connectors.publisher import Delivery
 from schemas.validation import Problem
@@ -103,12 +103,14 @@ def import_file(
     restart: bool = False,
     skip_invalid: bool = False,
     progress: Progress | None = None,
+    window: EventTimeWindow | None = None,
 ) -> ImportReport:
     """Import ``path`` (resuming from ``position_file`` unless ``restart``); see the module docstring.
 
     Raises :class:`ImportLineError` at the first invalid line (unless ``skip_invalid``: then the line is
     reported and skipped), :class:`PublishUnavailableError` when Kafka does not acknowledge a batch, and
-    :class:`ImportPositionError` when the saved position does not fit the file. In each case every line
+    :class:`ImportPositionError` when the saved position does not fit the file. With ``window``, a line whose
+    event time falls outside it (around the import's clock) is invalid like any other. In each case every line
     before the failure that Kafka acknowledged is recorded, and the same command resumes after it.
     """
     if adapter.file_format is None:
@@ -166,6 +168,7 @@ def import_file(
                     received_at_ms=clock(),
                     channel=adapter.channel,
                     source_system=adapter.source_system,
+                    window=window,
                 )
             except InvalidEventError as exc:
                 if not skip_invalid:
@@ -186,10 +189,7 @@ def import_file(
 
 
 def _parse(raw: bytes, header: list[str] | None, line: int) -> Mapping[str, Any]:
-    try:
-        text = raw.decode("utf-8").strip()
-    except UnicodeDecodeError as exc:
-        raise InvalidEventError([Problem("", f"not UTF-8 text: {exc}")]) from exc
+    text = _decode(raw).strip()
     if header is None:
         try:
             record = orjson.loads(text)
@@ -198,18 +198,48 @@ def _parse(raw: bytes, header: list[str] | None, line: int) -> Mapping[str, Any]
         if not isinstance(record, dict):
             raise InvalidEventError([Problem("", f"expected a JSON object, got {type(record).__name__}")])
         return record
-    values = next(csv.reader([text]))
+    values = _csv_row(text)
     if len(values) != len(header):
         raise InvalidEventError([Problem("", f"{len(values)} columns where the header has {len(header)}")])
     return {name: value for name, value in zip(header, values, strict=True) if value != ""}
 
 
+def _decode(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidEventError(
+            [
+                Problem(
+                    "",
+                    f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); export the file as "
+                    "UTF-8, or convert it, e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`",
+                )
+            ]
+        ) from exc
+
+
+def _csv_row(text: str) -> list[str]:
+    try:
+        return next(csv.reader([text]))
+    except csv.Error as exc:
+        reason = str(exc)
+        if "field limit" in reason:  # the csv module's guard against runaway fields
+            reason = f"a field is longer than {csv.field_size_limit() // 1024} KiB, the most a CSV field may hold"
+        raise InvalidEventError([Problem("", f"not a valid CSV row: {reason}")]) from exc
+
+
 def _csv_header(handle: IO[bytes]) -> list[str]:
     handle.seek(0)
-    first = handle.readline().decode("utf-8-sig").strip()
-    if not first:
+    first = handle.readline()
+    try:
+        # The header cannot be skipped (every line is read through it), even with --skip-invalid.
+        names = _csv_row(_decode(first.removeprefix(b"\xef\xbb\xbf")).strip()) if first.strip() else []
+    except InvalidEventError as exc:
+        raise ImportLineError(1, exc.problems, hint="Line 1 must name the columns; nothing was imported") from exc
+    if not names:
         raise ImportPositionError("the CSV file is empty: its first line must name the columns")
-    return [name.strip() for name in next(csv.reader([first]))]
+    return [name.strip() for name in names]
 
 
 def _fingerprint(handle: IO[bytes], upto: int) -> str:

@@ -93,7 +93,11 @@ async def accept(ctx: WebhookContext, adapter: ChannelAdapter, mapped: Mapped) -
         try:
             events.append(
                 normalise(
-                    event, received_at_ms=received_at_ms, channel=adapter.channel, source_system=adapter.source_system
+                    event,
+                    received_at_ms=received_at_ms,
+                    channel=adapter.channel,
+                    source_system=adapter.source_system,
+                    window=ctx.config.event_window,
                 )
             )
         except InvalidEventError as exc:
@@ -147,6 +151,11 @@ def webhook_responses(auth: str, *, signed: bool = False) -> dict[int | str, dic
                     "this API key may publish web events, not call_centre events",
                 )
             }
+        ),
+        408: answer(
+            "The body did not arrive within OMNICHANNEL_BODY_TIMEOUT_S (e.g. shorter than its Content-Length).",
+            "body_timeout",
+            "the request body did not arrive within 10 s",
         ),
         413: answer(
             "The body exceeds OMNICHANNEL_MAX_BODY_BYTES, or too many items.",

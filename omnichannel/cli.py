@@ -16,6 +16,7 @@ from omnichannel.settings import Settings
 from omnichannel.stack import StackInfo, connect, resolve_stack, service_answers, stack_file, stop_service
 from omnichannel.stack.maven import kafka_classpath, registry_jar, require_java
 from omnichannel.stack.redis_server import require_redis_server
+from omnichannel.stack.revive import revive_stack
 from schemas.evolution import check_released
 from schemas.publish import COMPATIBILITY, check_registered, register_all
 from schemas.registry import ConfluentSchemaRegistry
@@ -49,20 +50,25 @@ def stack() -> None:
 @click.pass_obj
 @friendly_errors
 def stack_up(settings: Settings) -> None:
-    """Start the stack (or reuse a running one) and record its addresses for the other commands.
+    """Start the stack, or bring back what is missing of a recorded one; safe to run at any time.
 
     Each service comes from its environment variable if set, else Docker if an engine answers,
     else a local process (Kafka and Apicurio Registry from Maven Central, Debian's redis-server).
-    Running it twice is harmless: the second run finds the first stack and changes nothing.
+    On a recorded stack, a service that answers is never stopped or replaced; a local one that died is
+    started again on its previous port (when free) with its data: Kafka's log, Redis's append-only
+    file, the registry's schema database.
     """
     saved = StackInfo.load(stack_file(settings))
-    if saved is not None and all(service_answers(s) for s in saved.services):
-        out.print("The stack is already up:")
-        _print_stack(saved)
+    if saved is not None:
+        revival = revive_stack(settings, saved, progress=progress)
+        if not revival.restarted:
+            out.print("The stack is already up:")
+        else:
+            revival.info.save(stack_file(settings))
+            kept = f"; kept {', '.join(revival.kept)} as they were" if revival.kept else ""
+            out.print(f"Restarted {', '.join(revival.restarted)}{kept}. Addresses saved in {stack_file(settings)}:")
+        _print_stack(revival.info)
         return
-    if saved is not None:  # a stale file from a crashed or partly stopped stack: clear what is left
-        for info in saved.services:
-            stop_service(info)
     running = resolve_stack(settings, progress=progress, keep=True, use_stack_file=False)
     running.info.save(stack_file(settings))
     out.print(f"Stack up. Addresses saved in {stack_file(settings)}:")
@@ -349,6 +355,8 @@ def serve(settings: Settings, host: str, port: int) -> None:
     OpenAPI at /docs; GET /healthz (liveness), GET /readyz (Kafka, registry, Redis). Keys:
     OMNICHANNEL_CHANNEL_KEYS (publish), OMNICHANNEL_READ_KEYS (read), OMNICHANNEL_ADMIN_KEYS, and
     OMNICHANNEL_HASH_KEY; or OMNICHANNEL_DEV=1 alone for public development keys and the demo page at /demo/.
+    Slow clients: a body must arrive within OMNICHANNEL_BODY_TIMEOUT_S and the answer start within
+    OMNICHANNEL_REQUEST_TIMEOUT_S (408), at most OMNICHANNEL_MAX_PENDING_BODIES bodies in flight (503).
     """
     from omnichannel.serve import run_server
 

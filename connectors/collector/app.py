@@ -23,6 +23,7 @@ from connectors.auth import KeyRing
 from connectors.channels import load_adapters
 from connectors.channels.base import WebhookContext
 from connectors.collector.events import events_router
+from connectors.collector.guard import GuardLimits, RequestGuard
 from connectors.collector.openapi import KEY_SECURITY, SECURITY_SCHEMES, component_schemas, error_response, ref
 from connectors.config import CollectorConfig
 from connectors.envelope import Clock, IdFactory, system_clock_ms, uuid4_text
@@ -115,6 +116,10 @@ def create_app(
 
     _mount_docs(app)
     _install_error_handlers(app)
+    limits = GuardLimits(
+        config.body_timeout_s, config.request_timeout_s, config.max_pending_bodies, config.retry_after_s
+    )
+    app.add_middleware(RequestGuard, limits=limits)
     extra = dict(components or {})
     app.openapi = lambda: _openapi(app, extra)  # type: ignore[method-assign]
     return app

@@ -136,7 +136,9 @@ def events_router(
     async def _single(raw: dict[str, Any], allowed: frozenset[str], received_at_ms: int) -> Response:
         channel = _channel(raw, allowed)
         try:
-            event = normalise(raw, received_at_ms=received_at_ms, channel=channel, new_id=new_id)
+            event = normalise(
+                raw, received_at_ms=received_at_ms, channel=channel, new_id=new_id, window=config.event_window
+            )
         except InvalidEventError as exc:
             raise HttpError(422, "invalid_event", "the event does not match the Event contract", exc.problems) from exc
         (outcome,) = await publish([event])
@@ -166,7 +168,13 @@ def events_router(
         valid: list[tuple[int, dict[str, Any]]] = []
         for index, raw in enumerate(raws):
             try:
-                event = normalise(raw, received_at_ms=received_at_ms, channel=channels[index], new_id=new_id)
+                event = normalise(
+                    raw,
+                    received_at_ms=received_at_ms,
+                    channel=channels[index],
+                    new_id=new_id,
+                    window=config.event_window,
+                )
             except InvalidEventError as exc:
                 event_id = raw.get("event_id") if isinstance(raw, dict) else None
                 results[index] = {

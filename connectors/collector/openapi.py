@@ -304,6 +304,11 @@ ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
             "problems": [],
         },
     ),
+    408: error_response(
+        "The body did not arrive within OMNICHANNEL_BODY_TIMEOUT_S (e.g. shorter than its Content-Length), or "
+        "the answer could not start within OMNICHANNEL_REQUEST_TIMEOUT_S. Nothing was published.",
+        {"error": "body_timeout", "detail": "the request body did not arrive within 10 s", "problems": []},
+    ),
     413: error_response(
         "The body exceeds OMNICHANNEL_MAX_BODY_BYTES, or a batch exceeds OMNICHANNEL_MAX_BATCH_EVENTS.",
         {"error": "batch_too_large", "detail": "the batch has 501 events; the limit is 500", "problems": []},

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import functools
 import os
+import re
+import socket
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from omnichannel.kafka_logging import librdkafka_logger
 from omnichannel.settings import KAFKA_VERSION
 from omnichannel.stack.maven import kafka_classpath, require_java
 from omnichannel.stack.model import Progress, ServiceInfo
-from omnichannel.stack.processes import free_port, spawn, stop, tail, wait_until
+from omnichannel.stack.processes import pick_port, spawn, stop, tail, wait_until
 
 __all__ = ["kafka_answers", "start_local_kafka"]
 
@@ -38,6 +40,8 @@ _START_TIMEOUT_S = 90.0
 
 def kafka_answers(bootstrap: str, timeout: float = 5.0) -> bool:
     """True when a broker at ``bootstrap`` serves a metadata request (an open port is not enough)."""
+    if _every_server_refuses(bootstrap):  # nothing listens: no need to wait out librdkafka's retries
+        return False
     # A probe: librdkafka's reconnect lines go to DEBUG; the caller words the outcome.
     logger = librdkafka_logger(bootstrap, announce=False)
     config: dict[str, Any] = {
@@ -52,6 +56,19 @@ def kafka_answers(bootstrap: str, timeout: float = 5.0) -> bool:
         admin.poll(0)
         return False
     return bool(metadata.brokers)
+
+
+def _every_server_refuses(bootstrap: str) -> bool:
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
+                return False
+        except ConnectionRefusedError:
+            continue
+        except (OSError, ValueError):  # unreachable or unparsable: let the real probe decide
+            return False
+    return True
 
 
 def _server_properties(data_dir: Path, port: int, controller_port: int) -> str:
@@ -88,8 +105,13 @@ def _cluster_id() -> str:
             return cid
 
 
-def start_local_kafka(cache_dir: Path, run_dir: Path, progress: Progress) -> ServiceInfo:
-    """Format and start a broker+controller on free loopback ports; return once it serves metadata."""
+def start_local_kafka(cache_dir: Path, run_dir: Path, progress: Progress, *, port: int | None = None) -> ServiceInfo:
+    """Format and start a broker+controller on loopback ports; return once it serves metadata.
+
+    ``port`` is the broker port to take back when free (a restart keeps its address); its controller port
+    is read back from the previous ``server.properties``. Otherwise, and when taken, free ports are used.
+    The data directory is kept between starts, so a restarted broker has its topics and offsets.
+    """
     java = require_java()
     classpath = kafka_classpath(cache_dir, progress)
     home = run_dir / "kafka"
@@ -97,11 +119,12 @@ def start_local_kafka(cache_dir: Path, run_dir: Path, progress: Progress) -> Ser
     home.mkdir(parents=True, exist_ok=True)
     log_file = home / "kafka.log"
     (home / "log4j2.properties").write_text(_LOG4J2)
+    config = home / "server.properties"
+    previous_controller = _previous_controller_port(config) if port is not None else None
     last_error = ""
-    for _attempt in range(3):  # a port picked free can be taken before the broker binds it
-        port, controller_port = free_port(), free_port()
-        config = home / "server.properties"
-        config.write_text(_server_properties(data_dir, port, controller_port))
+    for attempt in range(3):  # a port picked free can be taken before the broker binds it
+        broker_port, controller_port = pick_port(port, attempt), pick_port(previous_controller, attempt)
+        config.write_text(_server_properties(data_dir, broker_port, controller_port))
         if not (data_dir / "meta.properties").exists():
             fmt = spawn(
                 [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(config)],
@@ -109,7 +132,7 @@ def start_local_kafka(cache_dir: Path, run_dir: Path, progress: Progress) -> Ser
             )
             if fmt.wait(timeout=120) != 0:
                 raise ServiceStartError(f"Formatting Kafka storage failed:\n{tail(home / 'format.log')}")
-        progress(f"Starting Apache Kafka {KAFKA_VERSION} (KRaft) on 127.0.0.1:{port}...")
+        progress(f"Starting Apache Kafka {KAFKA_VERSION} (KRaft) on 127.0.0.1:{broker_port}...")
         proc = spawn(
             [
                 java,
@@ -125,7 +148,7 @@ def start_local_kafka(cache_dir: Path, run_dir: Path, progress: Progress) -> Ser
             ],
             log_file,
         )
-        bootstrap = f"127.0.0.1:{port}"
+        bootstrap = f"127.0.0.1:{broker_port}"
         try:
             wait_until(
                 functools.partial(_broker_ready, log_file, bootstrap),
@@ -142,6 +165,11 @@ def start_local_kafka(cache_dir: Path, run_dir: Path, progress: Progress) -> Ser
             raise
         return ServiceInfo("kafka", bootstrap, "local", KAFKA_VERSION, pid=proc.pid, log_file=str(log_file))
     raise ServiceStartError(f"Kafka could not bind free ports after 3 attempts: {last_error}")
+
+
+def _previous_controller_port(config: Path) -> int | None:
+    match = re.search(r"^controller\.quorum\.voters=1@127\.0\.0\.1:(\d+)$", _read(config), re.MULTILINE)
+    return int(match.group(1)) if match else None
 
 
 def _broker_ready(log_file: Path, bootstrap: str) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omnichannel.errors import ServiceStartError
 
-__all__ = ["free_port", "is_alive", "spawn", "stop", "tail", "wait_until"]
+__all__ = ["free_port", "is_alive", "pick_port", "port_is_free", "spawn", "stop", "tail", "wait_until"]
 
 
 def free_port() -> int:
@@ -21,6 +21,25 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    """True when ``port`` on 127.0.0.1 can be bound now (so a restarted service can take its old port back)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # SO_REUSEADDR as servers set it: a port in TIME_WAIT after a crash is free for them too.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def pick_port(preferred: int | None, attempt: int) -> int:
+    """``preferred`` on the first attempt when it is free (a restart keeps its address), else any free port."""
+    if preferred is not None and attempt == 0 and port_is_free(preferred):
+        return preferred
+    return free_port()
 
 
 def spawn(argv: Sequence[str], log_file: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:

@@ -1,4 +1,4 @@
-"""Redis: readiness probe, and a ``redis-server`` (Debian's package) started without persistence."""
+"""Redis: readiness probe, and a ``redis-server`` (Debian's package) started with an append-only file."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import redis
 
 from omnichannel.errors import ServiceStartError
 from omnichannel.stack.model import Progress, ServiceInfo
-from omnichannel.stack.processes import free_port, spawn, stop, tail, wait_until
+from omnichannel.stack.processes import pick_port, spawn, stop, tail, wait_until
 
 __all__ = ["redis_answers", "redis_version", "require_redis_server", "start_local_redis"]
 
@@ -67,9 +67,18 @@ def require_redis_server(install_missing: bool, progress: Progress) -> str:
 
 
 def start_local_redis(
-    run_dir: Path, install_missing: bool, progress: Progress, *, password: str | None = None
+    run_dir: Path,
+    install_missing: bool,
+    progress: Progress,
+    *,
+    password: str | None = None,
+    port: int | None = None,
 ) -> ServiceInfo:
-    """Start ``redis-server`` on a free loopback port with persistence off; return once it answers PING.
+    """Start ``redis-server`` on loopback with an append-only file; return once it answers PING.
+
+    As in docker-compose, every write goes to an AOF under ``run_dir/redis`` fsynced once a second, so carts,
+    identity links and fences survive a restart (at most about a second of writes is lost on a crash).
+    ``port`` is taken back when free (a restart keeps its address), else a free port is used.
 
     With ``password`` the server requires it (``requirepass``) and the returned address carries it
     (``redis://:<password>@127.0.0.1:<port>/0``), as a deployment's ``REDIS_URL`` would.
@@ -78,20 +87,23 @@ def start_local_redis(
     home = run_dir / "redis"
     home.mkdir(parents=True, exist_ok=True)
     log_file = home / "redis.log"
-    for _attempt in range(3):
-        port = free_port()
-        progress(f"Starting redis-server on 127.0.0.1:{port}...")
+    for attempt in range(3):
+        redis_port = pick_port(port, attempt)
+        progress(f"Starting redis-server on 127.0.0.1:{redis_port}...")
         proc = spawn(
             [
                 binary,
                 "--port",
-                str(port),
+                str(redis_port),
                 "--bind",
                 "127.0.0.1",
+                # AOF only (no RDB snapshots): replayed on start, rewritten in the background as it grows.
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes",
+                "--appendfsync",
+                "everysec",
                 "--dir",
                 str(home),
                 "--daemonize",
@@ -102,7 +114,8 @@ def start_local_redis(
             ],
             log_file,
         )
-        url = f"redis://:{quote(password, safe='')}@127.0.0.1:{port}/0" if password else f"redis://127.0.0.1:{port}/0"
+        auth = f":{quote(password, safe='')}@" if password else ""
+        url = f"redis://{auth}127.0.0.1:{redis_port}/0"
         try:
             wait_until(
                 functools.partial(redis_answers, url, 0.5),

@@ -11,7 +11,7 @@ from omnichannel.errors import ServiceStartError
 from omnichannel.settings import REGISTRY_VERSION
 from omnichannel.stack.maven import registry_jar, require_java
 from omnichannel.stack.model import Progress, ServiceInfo
-from omnichannel.stack.processes import free_port, spawn, stop, tail, wait_until
+from omnichannel.stack.processes import pick_port, spawn, stop, tail, wait_until
 
 __all__ = ["CCOMPAT_PATH", "registry_answers", "registry_version", "start_local_registry"]
 
@@ -44,33 +44,39 @@ def registry_version(url: str) -> str:
     return "unknown"
 
 
-def start_local_registry(cache_dir: Path, run_dir: Path, progress: Progress) -> ServiceInfo:
-    """Start Apicurio Registry (in-memory storage) on a free port; return once its ccompat API answers."""
+def start_local_registry(cache_dir: Path, run_dir: Path, progress: Progress, *, port: int | None = None) -> ServiceInfo:
+    """Start Apicurio Registry on ``port`` when free, else a free port; return once its ccompat API answers.
+
+    Schemas are kept in an H2 database file under ``run_dir``: a registry restarted alone keeps every id it
+    handed out, so records already in Kafka stay readable (its default in-memory store would renumber them).
+    ``WRITE_DELAY=0``: a registration is on disk when the registry answers, even if it is killed next.
+    """
     java = require_java()
     jar = registry_jar(cache_dir, progress)
     home = run_dir / "registry"
     home.mkdir(parents=True, exist_ok=True)
     log_file = home / "registry.log"
-    for _attempt in range(3):
-        port = free_port()
-        progress(f"Starting Apicurio Registry {REGISTRY_VERSION} on 127.0.0.1:{port}...")
+    for attempt in range(3):
+        http_port = pick_port(port, attempt)
+        progress(f"Starting Apicurio Registry {REGISTRY_VERSION} on 127.0.0.1:{http_port}...")
         proc = spawn(
             [
                 java,
                 "-Xmx384m",
                 "-XX:+UseSerialGC",
                 "-XX:TieredStopAtLevel=1",
-                f"-Dquarkus.http.port={port}",
+                f"-Dquarkus.http.port={http_port}",
                 "-Dquarkus.http.host=127.0.0.1",
                 "-Dquarkus.log.level=WARN",
                 "-Dquarkus.http.access-log.enabled=false",
+                f"-Dapicurio.datasource.url=jdbc:h2:file:{home / 'db' / 'registry'};WRITE_DELAY=0",
                 "-jar",
                 str(jar),
             ],
             log_file,
             cwd=home,
         )
-        url = f"http://127.0.0.1:{port}{CCOMPAT_PATH}"
+        url = f"http://127.0.0.1:{http_port}{CCOMPAT_PATH}"
         try:
             wait_until(
                 functools.partial(registry_answers, url, 1.0),

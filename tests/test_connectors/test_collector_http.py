@@ -66,7 +66,7 @@ def test_one_event_is_stored_before_the_202(
 def test_the_collector_fills_the_id_and_the_channel_of_a_one_channel_key(
     client: TestClient, topic_for: Callable[[str], str], read_back: ReadBack
 ) -> None:
-    sent = {"event_type": "search_performed", "occurred_at_ms": 5, "payload": {"query": "lamp"}}
+    sent = {"event_type": "search_performed", "occurred_at_ms": 1_764_000_000_000, "payload": {"query": "lamp"}}
     response = client.post("/v1/events", json=sent, headers=WEB)
     assert response.status_code == 202, response.text
     ((key, stored, _),) = read_back(topic_for("web"), 1)
@@ -143,6 +143,26 @@ BAD_INPUT = [
         "web",
     ),
     ("wrong type", WEB, _event(occurred_at_ms="yesterday"), 422, "invalid_event", "expected long", "web"),
+    # The collector's clock reads 2025-11-24T16:00:00Z (NOW_MS); the window is 3650 days back, 60 minutes ahead.
+    ("dated 1970", WEB, _event(occurred_at_ms=5), 422, "invalid_event", "OMNICHANNEL_MAX_EVENT_AGE_DAYS", "web"),
+    (
+        "dated year 3000",
+        WEB,
+        _event(occurred_at_ms=32_503_680_000_000),
+        422,
+        "invalid_event",
+        "3000-01-01T00:00:00Z is more than 60 minutes after",
+        "web",
+    ),
+    (
+        "seconds sent as milliseconds in a batch",
+        WEB,
+        {"events": [_event(occurred_at_ms=1_764_000_000)]},
+        422,
+        "invalid_events",
+        "events[0].occurred_at_ms",
+        "web",
+    ),
     (
         "payload type",
         WEB,

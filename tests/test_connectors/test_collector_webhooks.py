@@ -12,9 +12,11 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from connectors.collector import create_app
 from connectors.config import CollectorConfig
 from connectors.hashing import keyed_email_hash, keyed_phone_hash
 from connectors.native import stable_event_id
+from connectors.publisher import Publisher
 from connectors.signatures import sign
 
 ReadBack = Callable[..., list[tuple[str, dict[str, Any], int]]]
@@ -107,9 +109,21 @@ def test_a_malformed_email_item_rejects_the_whole_payload(
     assert first["payload"]["action"] == "email_sent", "the valid first item was not published either"
 
 
+def test_an_email_event_dated_in_the_year_3000_is_refused_naming_occurred_at_ms(client: TestClient) -> None:
+    body = orjson.dumps([_mail("open"), _mail("open", timestamp=32_503_680_000)])
+    response = client.post("/v1/webhooks/email", content=body, headers=_signed(EMAIL_SECRET, body, "Email"))
+    assert response.status_code == 422
+    ((problem,),) = [response.json()["problems"]]
+    assert problem["path"] == "[1].occurred_at_ms"
+    assert "OMNICHANNEL_MAX_CLOCK_SKEW_MINUTES" in problem["reason"]
+
+
 def test_form_encoded_sms_callbacks_are_verified_and_stored(
-    client: TestClient, config: CollectorConfig, topic_for: Callable[[str], str], read_back: ReadBack
+    config: CollectorConfig, publisher: Publisher, topic_for: Callable[[str], str], read_back: ReadBack
 ) -> None:
+    # The events' time defaults to the signed timestamp (the wall clock): the collector's clock must be the
+    # wall clock too, or the event would lie outside the accepted window around its receipt.
+    client = TestClient(create_app(config, publisher))
     forms = [
         {
             "MessageSid": "SM1",

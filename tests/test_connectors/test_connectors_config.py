@@ -33,9 +33,16 @@ def test_limits_and_secrets_are_read() -> None:
             "OMNICHANNEL_PUBLISH_TIMEOUT_S": "0.5",
             "OMNICHANNEL_RETRY_AFTER_S": "7",
             "OMNICHANNEL_ADAPTERS": "web, email_provider",
+            "OMNICHANNEL_BODY_TIMEOUT_S": "2.5",
+            "OMNICHANNEL_REQUEST_TIMEOUT_S": "9",
+            "OMNICHANNEL_MAX_PENDING_BODIES": "3",
+            "OMNICHANNEL_MAX_EVENT_AGE_DAYS": "30",
+            "OMNICHANNEL_MAX_CLOCK_SKEW_MINUTES": "5",
             **HASH,
         }
     )
+    assert (config.body_timeout_s, config.request_timeout_s, config.max_pending_bodies) == (2.5, 9.0, 3)
+    assert (config.event_window.max_age_days, config.event_window.max_skew_minutes) == (30, 5)
     assert (config.max_body_bytes, config.max_batch_events, config.publish_timeout_s) == (2048, 10, 0.5)
     assert config.retry_after_s == 7
     assert config.webhook_secrets == {"email": f"{LONG}e"}
@@ -98,6 +105,8 @@ def test_read_and_admin_keys_are_read() -> None:
         ({"OMNICHANNEL_CHANNEL_KEYS": LONG}, "is not channel=value"),
         ({"OMNICHANNEL_CHANNEL_KEYS": f"web={LONG}", "OMNICHANNEL_MAX_BODY_BYTES": "-1"}, "positive number"),
         ({"OMNICHANNEL_CHANNEL_KEYS": f"web={LONG}", "OMNICHANNEL_RETRY_AFTER_S": "soon"}, "positive number"),
+        ({"OMNICHANNEL_CHANNEL_KEYS": f"web={LONG}", "OMNICHANNEL_BODY_TIMEOUT_S": "0"}, "BODY_TIMEOUT_S='0'"),
+        ({"OMNICHANNEL_CHANNEL_KEYS": f"web={LONG}", "OMNICHANNEL_MAX_EVENT_AGE_DAYS": "-3"}, "positive number"),
         ({"OMNICHANNEL_CHANNEL_KEYS": f"web={LONG}", "OMNICHANNEL_READ_KEYS": "short"}, "READ_KEYS: a key is shorter"),
     ],
 )

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from confluent_kafka import Consumer, TopicPartition
 
 from connectors.channels import load_adapter
+from connectors.envelope import EventTimeWindow
 from connectors.errors import ImportLineError, ImportPositionError, PublishUnavailableError
 from connectors.importer import import_file
 from connectors.native import stable_event_id
@@ -227,3 +228,71 @@ def test_the_cli_imports_with_a_position_next_to_the_state(
     bad = CliRunner().invoke(cli, ["import", "pos", str(_write(tmp_path / "bad.csv", [HEADER, "sale,X"]))], env=env)
     assert bad.exit_code == 1
     assert "line 2" in bad.output and "--skip-invalid" in bad.output
+
+
+def _cli_env(stack: StackInfo, tmp_path: Path) -> dict[str, str]:
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": stack.kafka.address,
+        "SCHEMA_REGISTRY_URL": stack.registry.address,
+        "REDIS_URL": stack.redis.address,
+        "OMNICHANNEL_STATE_DIR": str(tmp_path / "state"),
+        "OMNICHANNEL_NAMESPACE": "import-faults",
+    }
+
+
+_LATIN1_LINE = _csv_line(2).replace("S0231", "Sé0231").encode("latin-1")
+_HUGE_FIELD_LINE = _csv_line(2).replace("E10442", "E" + "x" * 140_000).encode()
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "reason"),
+    [(_LATIN1_LINE, "not UTF-8 text (byte 0xe9 at column"), (_HUGE_FIELD_LINE, "a field is longer than 128 KiB")],
+    ids=["latin-1", "field-over-128KiB"],
+)
+@pytest.mark.parametrize("skip", [False, True], ids=["stop", "skip-invalid"])
+def test_undecodable_lines_end_with_a_message_naming_the_line(
+    tmp_path: Path, stack: StackInfo, bad_line: bytes, reason: str, skip: bool
+) -> None:
+    path = tmp_path / "till.csv"
+    path.write_bytes(b"\n".join([HEADER.encode(), _csv_line(1).encode(), bad_line, _csv_line(3).encode()]) + b"\n")
+    args = ["import", "pos", str(path), *(["--skip-invalid"] if skip else [])]
+    result = CliRunner().invoke(cli, args, env=_cli_env(stack, tmp_path))
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert reason in result.output
+    if skip:
+        assert result.exit_code == 0, result.output
+        assert "line 3 skipped" in result.output and "2 events published" in result.output
+    else:
+        assert result.exit_code == 1
+        assert "invalid line 3" in result.output and "resume from line 3" in result.output
+
+
+@pytest.mark.parametrize("skip", [False, True], ids=["stop", "skip-invalid"])
+def test_a_header_that_is_not_utf8_is_refused_as_line_1(tmp_path: Path, publisher: Publisher, skip: bool) -> None:
+    path = tmp_path / "till.csv"
+    path.write_bytes(HEADER.replace("points", "pöints").encode("latin-1") + b"\n" + _csv_line(1).encode() + b"\n")
+    with pytest.raises(ImportLineError, match=r"line 1: .*not UTF-8 text.*nothing was imported") as caught:
+        _import(path, publisher, tmp_path / "pos.json", skip_invalid=skip)
+    assert caught.value.line == 1
+
+
+def test_lines_dated_outside_the_window_are_refused_naming_occurred_at_ms(tmp_path: Path, publisher: Publisher) -> None:
+    future = _csv_line(3).replace("2024-11-23", "3000-11-23")
+    path = _write(
+        tmp_path / "till.csv", [HEADER, _csv_line(1), _csv_line(2).replace("2024-11-23", "1970-01-02"), future]
+    )
+    report = _import(
+        path,
+        publisher,
+        tmp_path / "pos.json",
+        skip_invalid=True,
+        clock=lambda: 1_764_000_000_000,
+        window=EventTimeWindow(max_age_days=3650, max_skew_minutes=60),
+    )
+    assert report.published == 1
+    assert [(r.line, [p.path for p in r.problems]) for r in report.rejected] == [
+        (3, ["occurred_at_ms"]),
+        (4, ["occurred_at_ms"]),
+    ]
+    assert "OMNICHANNEL_MAX_EVENT_AGE_DAYS" in str(report.rejected[0].problems[0])

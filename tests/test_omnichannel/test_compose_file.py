@@ -73,3 +73,9 @@ def test_the_schema_check_catches_a_misspelt_key_and_a_wrong_type() -> None:
     found = _spec_problems(broken)
     assert any("healthchek" in problem for problem in found), found
     assert any(problem.startswith("services/redis/restart") for problem in found), found
+
+
+def test_redis_keeps_an_append_only_file_fsynced_every_second_as_the_local_stack_does() -> None:
+    command = _compose()["services"]["redis"]["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert command[command.index("--appendfsync") + 1] == "everysec"

@@ -12,8 +12,10 @@ from omnichannel.errors import ServiceStartError, ServiceUnavailableError
 from omnichannel.settings import Settings
 from omnichannel.stack import resolve_stack
 from omnichannel.stack.maven import require_java
+from omnichannel.stack.model import ServiceInfo, StackInfo
 from omnichannel.stack.processes import free_port, is_alive, spawn, stop, wait_until
 from omnichannel.stack.redis_server import require_redis_server
+from omnichannel.stack.revive import revive_stack
 
 
 def test_missing_java_says_which_version_and_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -66,3 +68,29 @@ def test_stop_kills_the_whole_process_group(tmp_path: Path) -> None:
     subprocess.run(["true"], check=True)
     assert not is_alive(proc.pid)
     assert not is_alive(child)
+
+
+def _stack_with(kafka: ServiceInfo) -> StackInfo:
+    # Kafka comes first: revive_stack stops at it, so the other two are never examined.
+    registry = ServiceInfo("registry", "http://127.0.0.1:1/apis/ccompat/v7", "local", "x")
+    redis = ServiceInfo("redis", "redis://127.0.0.1:1/0", "local", "x")
+    return StackInfo(kafka, registry, redis)
+
+
+def test_stack_up_never_kills_a_live_service_that_does_not_answer_yet(tmp_path: Path) -> None:
+    silent = spawn(["sleep", "60"], tmp_path / "sleep.log")  # alive, but serves nothing on its port
+    try:
+        kafka = ServiceInfo("kafka", f"127.0.0.1:{free_port()}", "local", "x", pid=silent.pid)
+        settings = Settings.from_env({"OMNICHANNEL_STATE_DIR": str(tmp_path)})
+        with pytest.raises(ServiceUnavailableError, match=r"kafka \(pid \d+\) is running but has not answered.*left"):
+            revive_stack(settings, _stack_with(kafka), settle_s=0.5)
+        assert is_alive(silent.pid)
+    finally:
+        stop(silent.pid, timeout=5)
+
+
+def test_stack_up_does_not_replace_a_service_it_cannot_restart_in_place(tmp_path: Path) -> None:
+    gone = ServiceInfo("kafka", f"127.0.0.1:{free_port()}", "docker", "x", container_id="0123456789abcdef")
+    settings = Settings.from_env({"OMNICHANNEL_STATE_DIR": str(tmp_path)})
+    with pytest.raises(ServiceUnavailableError, match=r"resolved by docker\) does not answer.*stack down"):
+        revive_stack(settings, _stack_with(gone), settle_s=0.1)
