@@ -6,8 +6,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 from streams_harness import Pipeline, point_one_journey
 
+from omnichannel.stack.processes import free_port
 from schemas.loader import EVENT_FULLNAME
 from schemas.samples import sample_event
 
@@ -157,3 +159,35 @@ def test_journeys_produced_while_the_worker_is_stopped_apply_from_the_backlog(
     for token in tokens:  # the phone's anonymous basket was handed over whole at the login
         anonymous = pipeline.cart(f"anonymous:a-{token}")
         assert anonymous is not None and (anonymous["status"], anonymous["lines"]) == ("closed", [])
+
+
+def test_end_to_end_latency_starts_at_the_channel_records_own_timestamp(
+    pipeline_factory: Callable[..., Pipeline],
+) -> None:
+    # A record its connector produced five minutes ago (a backlog): the latency must say five minutes, not
+    # the milliseconds since the worker read it.
+    port = free_port()
+    pipeline = pipeline_factory(start=False)
+    pipeline.worker.argv_extra = ["--metrics-port", str(port)]
+    pipeline.worker.start()
+    event = _add("web", _ids(customer="C-L"), _device("pc-l", "desktop"), "SKU-1", 1, int(time.time() * 1000))
+    topic = pipeline.topic("channel.web.events")
+    produced_ms = int(time.time() * 1000) - 300_000
+    value = pipeline.codec.encode(f"{topic}-value", EVENT_FULLNAME, event)
+    pipeline.producer.produce(topic, key=b"customer:C-L", value=value, timestamp=produced_ms)
+    assert pipeline.producer.flush(30) == 0
+    pipeline.wait_for(lambda: pipeline.cart("customer:C-L"), what="the event")
+
+    def buckets() -> dict[str, float]:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        found = {}
+        for line in text.splitlines():
+            if (
+                line.startswith("omnichannel_processor_end_to_end_latency_seconds_bucket")
+                and f'topic="{topic}"' in line
+            ):
+                found[line.split('le="')[1].split('"')[0]] = float(line.rsplit(" ", 1)[1])
+        return found
+
+    seen = pipeline.wait_for(lambda: (b := buckets()) and b.get("+Inf", 0) >= 1 and b, what="the latency metric")
+    assert seen["60.0"] == 0 and seen["600.0"] >= 1  # measured from the record's time: about 300 s
