@@ -40,6 +40,7 @@ from streams.domain.fold import (
     ident,
     item_from_json,
     item_to_json,
+    live_profile,
     parse_ident,
     preferred,
 )
@@ -273,7 +274,7 @@ class ClusterEngine:
         unlinked = frozenset(parse_ident(i) for i in view.unlinked)
         items = {item_id: item_from_json(text) for item_id, text in logs.get(cid, {}).items()}
         routing = fold(items.values(), self._rules, unlinked=unlinked, emit=set(items))
-        gone = {k for k in routing.profiles if _lives_in(k, routing.profiles) == profile_key}
+        gone = {k for k in routing.profiles if live_profile(k, routing.profiles) == profile_key}
         removed = {i for i, k in routing.routes.items() if k in gone}
         kept = [item for i, item in items.items() if i not in removed]
         # The subject's identifiers: those its profiles own and those its events carried, except any that other
@@ -456,15 +457,6 @@ def _group(view: ClusterView, batch: Sequence[NewItem]) -> list[_Group]:
         cid = old_cids[0] if old_cids else digest(fresh[0])[:32]
         groups.append(_Group(cid, old_cids, fresh, chosen, refold=any(n.item is None for n in news)))
     return groups
-
-
-def _lives_in(key: str, profiles: Mapping[str, ProfileState]) -> str:
-    for _ in range(32):
-        state = profiles.get(key)
-        if state is None or state.merged_into is None:
-            return key
-        key = state.merged_into
-    return key
 
 
 def _ids(item: Item, rules: FoldRules) -> tuple[Identifier, ...]:

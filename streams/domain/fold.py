@@ -56,6 +56,7 @@ __all__ = [
     "ident",
     "item_from_json",
     "item_to_json",
+    "live_profile",
     "parse_ident",
     "preferred",
 ]
@@ -275,7 +276,7 @@ def fold(
         if item.event is not None:
             _apply_event(item, graph, profiles, rules, unlinked, hooks, sink, result, item.item_id in emit)
         elif item.due is not None and hooks is not None:
-            key = _live(item.due.profile_key, profiles)
+            key = live_profile(item.due.profile_key, profiles)
             if item.item_id in emit:
                 result.routes[item.item_id] = key
             state = profiles.get(key)
@@ -365,7 +366,7 @@ def _merge(
     source.merged_into = key
 
 
-def _live(key: str, profiles: Mapping[str, ProfileState]) -> str:
+def live_profile(key: str, profiles: Mapping[str, ProfileState]) -> str:
     """Where a profile's state lives now (following absorptions)."""
     for _ in range(_MAX_HOPS):
         state = profiles.get(key)

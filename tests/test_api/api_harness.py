@@ -26,6 +26,17 @@ class Backbone:
     namespace: str
     settings: Settings
 
+    def cli_env(self, **extra: str) -> dict[str, str]:
+        """The environment of an ``omnichannel`` command run against this backbone (its services, its namespace)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OMNICHANNEL_")}
+        return env | {
+            "KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka_bootstrap_servers or "",
+            "SCHEMA_REGISTRY_URL": self.settings.schema_registry_url or "",
+            "REDIS_URL": self.settings.redis_url or "",
+            "OMNICHANNEL_NAMESPACE": self.namespace,
+            **extra,
+        }
+
 
 @pytest.fixture(scope="module")
 def backbone(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backbone]:

@@ -6,7 +6,6 @@ key on the compacted topics. Another customer who shared a tablet with them keep
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 import time
@@ -183,15 +182,7 @@ def test_an_erased_customer_leaves_nothing_after_a_full_replay(backbone: Backbon
         assert status["status"] == "done" and status["events_erased"] >= 5 and status["identifiers_erased"] >= 4
 
         # A fresh consumer group replays every channel topic from the start.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OMNICHANNEL_")}
-        env |= {
-            "KAFKA_BOOTSTRAP_SERVERS": backbone.settings.kafka_bootstrap_servers or "",
-            "SCHEMA_REGISTRY_URL": backbone.settings.schema_registry_url or "",
-            "REDIS_URL": backbone.settings.redis_url or "",
-            "OMNICHANNEL_NAMESPACE": backbone.namespace,
-            "OMNICHANNEL_PARTITIONS": "2",
-            "OMNICHANNEL_STATE_DIR": str(tmp_path),
-        }
+        env = backbone.cli_env(OMNICHANNEL_PARTITIONS="2", OMNICHANNEL_STATE_DIR=str(tmp_path))
         group = f"{backbone.namespace}.replay-{token}"
         with (tmp_path / "replay.log").open("wb") as log:
             replay = subprocess.Popen(
@@ -243,13 +234,7 @@ def test_omnichannel_erase_waits_for_the_outcome(backbone: Backbone) -> None:
             client, TABLET, _event("tablet", "cart_line_added", _line("SKU-1"), f"t-{token}", customer_id=f"E-{token}")
         )
         _wait(lambda: client.get(f"/v1/customers/E-{token}", headers=READ).status_code == 200, "the record")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OMNICHANNEL_")}
-        env |= {
-            "KAFKA_BOOTSTRAP_SERVERS": backbone.settings.kafka_bootstrap_servers or "",
-            "SCHEMA_REGISTRY_URL": backbone.settings.schema_registry_url or "",
-            "REDIS_URL": backbone.settings.redis_url or "",
-            "OMNICHANNEL_NAMESPACE": backbone.namespace,
-        }
+        env = backbone.cli_env()
         done = subprocess.run(
             [sys.executable, "-m", "omnichannel.cli", "erase", f"E-{token}"],
             env=env,

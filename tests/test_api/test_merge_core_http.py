@@ -9,7 +9,6 @@ change nothing; an operator's unlink must split the two again.
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 import time
@@ -150,13 +149,7 @@ def test_an_operator_unlinks_a_wrong_email_and_both_sides_are_recomputed(backbon
     with httpx.Client(base_url=backbone.base_url, timeout=10) as client:
         _journey(client, token)
         _settle(client, [customer], {"SKU-A": 1, "SKU-D": 1})
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OMNICHANNEL_")}
-        env |= {
-            "KAFKA_BOOTSTRAP_SERVERS": backbone.settings.kafka_bootstrap_servers or "",
-            "SCHEMA_REGISTRY_URL": backbone.settings.schema_registry_url or "",
-            "REDIS_URL": backbone.settings.redis_url or "",
-            "OMNICHANNEL_NAMESPACE": backbone.namespace,
-        }
+        env = backbone.cli_env()
         done = subprocess.run(
             [sys.executable, "-m", "omnichannel.cli", "identities", "unlink", "email_hash", _email(token)],
             env=env,
