@@ -174,7 +174,9 @@ class FoldHooks(Protocol):
         self, key: str, event: Mapping[str, Any], before: Cart, after: Cart, customer: CustomerState, out: Any
     ) -> CustomerState: ...
 
-    def on_merge(self, key: str, merge_id: str, cart: Cart, customer: CustomerState, out: Any) -> CustomerState: ...
+    def on_merge(
+        self, key: str, absorbed: str, merge_id: str, cart: Cart, customer: CustomerState, out: Any
+    ) -> CustomerState: ...
 
     def on_due(self, key: str, due: DueCheck, cart: Cart, customer: CustomerState, out: Any) -> CustomerState: ...
 
@@ -362,7 +364,9 @@ def _merge(
         mine = target.customer or CustomerState(key=key)
         target.customer = merge_customer_states(mine, source.customer, rules.customer_limits)
         if hooks is not None:
-            target.customer = hooks.on_merge(key, merge_id, target.cart or _new_cart(key), target.customer, sink)
+            target.customer = hooks.on_merge(
+                key, absorbed, merge_id, target.cart or _new_cart(key), target.customer, sink
+            )
     source.merged_into = key
 
 

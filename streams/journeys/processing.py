@@ -109,7 +109,7 @@ class JourneyProcessor:
         return JourneyOutput(records=[], effects=out.effects)
 
     def on_merge(
-        self, key: str, merge_id: str, cart: Cart, customer: CustomerState, out: JourneyOutput
+        self, key: str, absorbed: str, merge_id: str, cart: Cart, customer: CustomerState, out: JourneyOutput
     ) -> CustomerState:
         """After a merge into ``key``: the merged cart and record; pending attribution resolves if identified."""
         step = settle(

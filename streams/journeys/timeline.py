@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Any
 
 from streams.domain.cart import CART_EVENT_TYPES, Cart
 from streams.domain.customer import CustomerState
@@ -28,8 +28,6 @@ from streams.domain.journey import JourneyRules, settle
 from streams.domain.journey import on_event as journey_on_event
 
 __all__ = ["JourneyEntry", "journey_of", "summary_of"]
-
-_MERGE_PREFIX: Final = "merge:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +97,12 @@ class _Collector:
         self.held.setdefault(key, []).append(_entry(key, event, episode_after or episode_before))
         return replace(customer, journey=step.journey)
 
-    def on_merge(self, key: str, merge_id: str, cart: Cart, customer: CustomerState, out: Any) -> CustomerState:
-        # merge_id is "merge:<absorbed>><key>:<item id>" (streams.domain.fold): the absorbed profile's events
-        # up to this point are the customer's from now on; any later ones start a profile of its own.
-        marker = merge_id.find(f">{key}:", len(_MERGE_PREFIX))
-        if merge_id.startswith(_MERGE_PREFIX) and marker > 0:
-            absorbed = merge_id[len(_MERGE_PREFIX) : marker]
-            self.held.setdefault(key, []).extend(self.held.pop(absorbed, []))
+    def on_merge(
+        self, key: str, absorbed: str, merge_id: str, cart: Cart, customer: CustomerState, out: Any
+    ) -> CustomerState:
+        # The absorbed profile's events up to this point are the customer's from now on; any later ones start a
+        # profile of its own.
+        self.held.setdefault(key, []).extend(self.held.pop(absorbed, []))
         step = settle(
             customer.journey,
             cart,

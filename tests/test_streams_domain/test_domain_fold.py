@@ -254,7 +254,7 @@ class _Recorder:
         out["effects"].append(f"{event['event_id']}@{key}")
         return customer
 
-    def on_merge(self, key: str, merge_id: str, cart: Any, customer: Any, out: Any) -> Any:
+    def on_merge(self, key: str, absorbed: str, merge_id: str, cart: Any, customer: Any, out: Any) -> Any:
         return customer
 
     def on_due(self, key: str, due: Any, cart: Any, customer: Any, out: Any) -> Any:
