@@ -345,11 +345,14 @@ def consume_ceiling(
         consumer = assigned_consumer(kafka, group, partitions)
         seen = 0
         started = time.perf_counter()
+        first: float | None = None  # timed from the first record: assignment and the first fetch are not reading
         try:
             while seen < total:
                 for message in consumer.consume(1000, timeout=1.0):
                     if message.error() is not None:
                         continue
+                    if first is None:
+                        first = time.perf_counter()
                     if decode:
                         codec.decode(message.value() or b"", EVENT_FULLNAME)
                     seen += 1
@@ -357,8 +360,14 @@ def consume_ceiling(
                     raise RuntimeError(f"the ceiling consumer read only {seen} of {total} records in 120 s")
         finally:
             consumer.close()
-        elapsed = time.perf_counter() - started
-        figures[label] = {"events": seen, "seconds": round(elapsed, 2), "events_per_s": round(seen / elapsed)}
+        ended = time.perf_counter()
+        elapsed = ended - (first or started)
+        figures[label] = {
+            "events": seen,
+            "seconds_from_first_record": round(elapsed, 2),
+            "seconds_from_assignment": round(ended - started, 2),
+            "events_per_s": round(seen / elapsed),
+        }
     figures["load_average"] = load_average()
     return figures
 
@@ -459,6 +468,39 @@ def naive_agent(
         "redis_command": "HSET (redis.asyncio, awaited per event)",
         "load_average": load_average(),
     }
+
+
+def faust_ceiling(
+    kafka: str, namespace: str, inputs: list[TopicPartition], total: int, batch_max: int, uvloop: bool
+) -> dict[str, Any]:
+    """A Faust agent that does nothing on the same topics and settings (benchmarks/faust_ceiling.py)."""
+    topics = sorted({tp.topic for tp in inputs})
+    with tempfile.TemporaryDirectory(prefix="faust-ceiling-") as tmp:
+        out = Path(tmp) / "figures.json"
+        argv = [
+            sys.executable,
+            "-m",
+            "benchmarks.faust_ceiling",
+            "--brokers",
+            kafka,
+            "--group",
+            f"{namespace}.faust-ceiling",
+            "--topics",
+            ",".join(topics),
+            "--total",
+            str(total),
+            "--batch-max",
+            str(batch_max),
+            "--out",
+            str(out),
+        ]
+        env = {**os.environ} | ({"FAUST_LOOP": "uvloop"} if uvloop else {})
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
+        if not out.exists():
+            raise RuntimeError(f"the Faust ceiling agent exited {done.returncode}: {done.stderr[-2000:]}")
+        figures: dict[str, Any] = json.loads(out.read_text())
+    figures["load_average"] = load_average()
+    return figures
 
 
 # -- (c) the real worker ----------------------------------------------------------------------------------------
@@ -897,7 +939,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         resolved = stack.enter_context(resolve_stack(base, progress=log))
         settings = resolved.settings(base)
         assert settings.kafka_bootstrap_servers and settings.schema_registry_url and settings.redis_url
-        groups = [f"{namespace}.{g}" for g in ("omnichannel-processor", "ceiling", "naive", "split")]
+        groups = [f"{namespace}.{g}" for g in ("omnichannel-processor", "ceiling", "naive", "split", "faust-ceiling")]
         state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-streams-")))
         if args.keep:
             log(f"--keep: namespace {namespace} is left in place (delete it with delete_namespace)")
@@ -943,6 +985,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             total,
         )
         log(f"naive agent: {naive['events_per_s']:,} events/s over {naive['events']:,} events")
+        faust_figures = faust_ceiling(
+            settings.kafka_bootstrap_servers, namespace, inputs, total, args.batch_max or 500, args.uvloop
+        )
+        log(f"Faust do-nothing agent: {faust_figures['events_per_s']:,} events/s from its first record")
         del records
 
         env = worker_env(settings, namespace, state_dir, extra_env)
@@ -1002,6 +1048,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "dataset_produce_events_per_s": round(produce_rate),
         "consume_ceiling": ceiling,
         "naive_agent": naive,
+        "faust_do_nothing_agent": faust_figures,
         "worker": worker_figures,
         "latency": latency_figures,
         "targets": {"worker_events_per_s": 20_000, "latency_p99_ms": 100},
