@@ -40,6 +40,69 @@ def _order(last: str | None) -> tuple[int, str] | None:
     return int(at_ms), str(item_id)
 
 
+#: Runs a commit's writes: ARGV holds, per command, its name, key count, argument count, key positions in KEYS
+#: (every key is declared) and arguments.
+_APPLY = """
+local i = 1
+while i <= #ARGV do
+  local nkeys, nargs = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local call = {ARGV[i]}
+  for k = 1, nkeys do call[#call + 1] = KEYS[tonumber(ARGV[i + 2 + k])] end
+  for a = 1, nargs do call[#call + 1] = ARGV[i + 2 + nkeys + a] end
+  redis.call(unpack(call))
+  i = i + 3 + nkeys + nargs
+end
+return 1
+"""
+
+
+_CHUNK = 500
+
+
+class _Ops:
+    """The commands of a commit, in the calling convention of :data:`_APPLY` (names as redis-py's methods)."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.args: list[str] = []
+        self._position: dict[str, str] = {}
+
+    def _add(self, command: str, keys: Sequence[str], args: Sequence[str]) -> None:
+        positions = []
+        for key in keys:
+            if key not in self._position:
+                self.keys.append(key)
+                self._position[key] = str(len(self.keys))
+            positions.append(self._position[key])
+        self.args += [command, str(len(keys)), str(len(args)), *positions, *args]
+
+    def set(self, key: str, value: str) -> None:
+        self._add("SET", [key], [value])
+
+    def delete(self, *keys: str) -> None:
+        self._add("DEL", keys, [])
+
+    def _chunked(self, command: str, key: str, args: Sequence[str], step: int = _CHUNK) -> None:
+        # Lua's unpack() takes a few thousand values at most: a big set or log goes in several calls.
+        for start in range(0, len(args), step):
+            self._add(command, [key], args[start : start + step])
+
+    def sadd(self, key: str, *members: str) -> None:
+        self._chunked("SADD", key, members)
+
+    def srem(self, key: str, *members: str) -> None:
+        self._chunked("SREM", key, members)
+
+    def hset(self, key: str, mapping: Mapping[str, str]) -> None:
+        self._chunked("HSET", key, [x for pair in mapping.items() for x in pair], 2 * _CHUNK)
+
+    def hdel(self, key: str, *fields: str) -> None:
+        self._chunked("HDEL", key, fields)
+
+    def publish(self, channel: str, message: str) -> None:
+        self._add("PUBLISH", [], [channel, message])
+
+
 @dataclass(frozen=True)
 class _Cached:
     version: str  # the cluster's version token when this copy was written
@@ -66,6 +129,7 @@ class RedisClusterStore:
         self._keys = keys
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._cache_size = cache_size
+        self._apply = client.register_script(_APPLY)
 
     async def read(self, identifiers: Collection[str], items: Mapping[str, Collection[str]]) -> ClusterView:
         keys = self._keys
@@ -173,13 +237,17 @@ class RedisClusterStore:
         tx = handle.tx
         keys = self._keys
         tokens = {write.cid: uuid.uuid4().hex for write in writes}
+        ops = _Ops()
+        for write in writes:
+            self._queue(ops, keys, write)
+            ops.set(keys.cluster_version(write.cid), tokens[write.cid])
+            for absorbed in write.absorbed:
+                ops.delete(keys.cluster_version(absorbed))
         try:
             tx.multi()
-            for write in writes:
-                self._queue(tx, keys, write)
-                tx.set(keys.cluster_version(write.cid), tokens[write.cid])
-                for absorbed in write.absorbed:
-                    tx.delete(keys.cluster_version(absorbed))
+            # One script call inside MULTI (EXEC still fails if a watched key changed): a few hundred queued
+            # commands would cost a reply each to parse, a third of the commit's CPU.
+            await self._apply(keys=ops.keys, args=ops.args, client=tx)
             await tx.execute()
         except WatchError:
             return False
@@ -220,7 +288,7 @@ class RedisClusterStore:
         await view.handle.tx.reset()
 
     @staticmethod
-    def _queue(tx: Any, keys: Keys, write: ClusterWrite) -> None:
+    def _queue(tx: _Ops, keys: Keys, write: ClusterWrite) -> None:
         cid = write.cid
         for absorbed in write.absorbed:
             tx.delete(keys.cluster_members(absorbed), keys.cluster_log(absorbed), keys.cluster_profiles(absorbed))
