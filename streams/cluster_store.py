@@ -15,6 +15,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
@@ -40,15 +41,17 @@ def _order(last: str | None) -> tuple[int, str] | None:
     return int(at_ms), str(item_id)
 
 
-#: Runs a commit's writes: ARGV holds, per command, its name, key count, argument count, key positions in KEYS
-#: (every key is declared) and arguments.
+#: Runs a commit's writes: ARGV[1] is a JSON array holding, per command, its name, key count, argument count, key
+#: positions in KEYS (every key is declared) and arguments. One JSON argument: redis-py packs each argument in
+#: Python, orjson packs the lot in C.
 _APPLY = """
+local ops = cjson.decode(ARGV[1])
 local i = 1
-while i <= #ARGV do
-  local nkeys, nargs = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  local call = {ARGV[i]}
-  for k = 1, nkeys do call[#call + 1] = KEYS[tonumber(ARGV[i + 2 + k])] end
-  for a = 1, nargs do call[#call + 1] = ARGV[i + 2 + nkeys + a] end
+while i <= #ops do
+  local nkeys, nargs = ops[i + 1], ops[i + 2]
+  local call = {ops[i]}
+  for k = 1, nkeys do call[#call + 1] = KEYS[ops[i + 2 + k]] end
+  for a = 1, nargs do call[#call + 1] = ops[i + 2 + nkeys + a] end
   redis.call(unpack(call))
   i = i + 3 + nkeys + nargs
 end
@@ -64,17 +67,21 @@ class _Ops:
 
     def __init__(self) -> None:
         self.keys: list[str] = []
-        self.args: list[str] = []
-        self._position: dict[str, str] = {}
+        self.ops: list[str | int] = []
+        self._position: dict[str, int] = {}
+
+    @property
+    def args(self) -> list[str]:
+        return [orjson.dumps(self.ops).decode()]
 
     def _add(self, command: str, keys: Sequence[str], args: Sequence[str]) -> None:
         positions = []
         for key in keys:
             if key not in self._position:
                 self.keys.append(key)
-                self._position[key] = str(len(self.keys))
+                self._position[key] = len(self.keys)
             positions.append(self._position[key])
-        self.args += [command, str(len(keys)), str(len(args)), *positions, *args]
+        self.ops += [command, len(keys), len(args), *positions, *args]
 
     def set(self, key: str, value: str) -> None:
         self._add("SET", [key], [value])

@@ -269,11 +269,12 @@ class FoldStage:
     ) -> set[str]:
         """Records for Kafka; returns the profile keys the batch's items were applied to."""
         routed: set[str] = set()
+        position = {event_id: n for n, event_id in enumerate(ready)}
         for outcome in outcomes:
             result = outcome.result
-            for event_id, rec in ready.items():
-                if event_id not in result.routes:
-                    continue
+            # This cluster's events of the batch, in batch order (not every event against every cluster).
+            for event_id in sorted((i for i in result.routes if i in position), key=position.__getitem__):
+                rec = ready[event_id]
                 key = result.routes[event_id]
                 if key is None:
                     outputs.append(self._dead.record(rec, "identity", _NO_IDENTITY, event_id))
@@ -284,7 +285,7 @@ class FoldStage:
                     outputs.append(Outgoing(BY_CUSTOMER, key, rec.value or b""))
             routed.update(k for i, k in result.routes.items() if k is not None and i not in ready)  # due checks
             outputs.extend(self._link_record(link) for link in result.links)
-            for key in sorted(set(outcome.changed) | (routed & outcome.derived.keys())):
+            for key in sorted(set(outcome.changed) | {k for k in outcome.derived if k in routed}):
                 outputs.extend(self._state_records(key, outcome.derived[key]))
         if journey_out is not None:
             outputs.extend(journey_out.records)
@@ -297,7 +298,7 @@ class FoldStage:
             return
         processor, store = self._journeys
         for outcome in outcomes:
-            for key in sorted(set(outcome.changed) | (routed & outcome.derived.keys())):
+            for key in sorted(set(outcome.changed) | {k for k in outcome.derived if k in routed}):
                 now = outcome.derived[key]
                 held = outcome.before.get(key, StoredProfile())
                 # Unchanged (a replay after a crash): re-assert the schedule and typology from scratch.
