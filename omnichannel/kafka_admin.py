@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,12 +31,16 @@ def ensure_topics(
     default_partitions: int,
     replication_factor: int = 1,
     timeout: float = 30.0,
+    *,
+    security: Mapping[str, str] | None = None,
 ) -> list[TopicReport]:
     """Create the topics that do not exist yet; existing ones are left as they are and reported.
 
-    Running it again changes nothing, so deployments can call it on every start.
+    Running it again changes nothing, so deployments can call it on every start. ``security``: the
+    librdkafka ``security.protocol``/``sasl.*``/``ssl.*`` properties (:meth:`KafkaSecurity.confluent_config`).
     """
     config: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": librdkafka_logger(bootstrap)}
+    config |= dict(security or {})
     admin = AdminClient(config)
     try:
         existing = admin.list_topics(timeout=timeout).topics
