@@ -13,7 +13,7 @@ atomic per-key update works on Redis Cluster; the identity index has a hash tag 
 | ``<ns>idg:{idg}:clm:<cluster>`` | set | the cluster's identifiers |
 | ``<ns>idg:{idg}:clog:<cluster>`` | hash | item id -> canonical JSON (events, due checks); ``~last``: last folded |
 | ``<ns>idg:{idg}:clp:<cluster>`` | set | the profile keys last derived from the cluster |
-| ``<ns>idg:{idg}:clv:<cluster>`` | string | a fresh random token per commit: a worker's cached copy is current iff equal |
+| ``<ns>idg:{idg}:clv:<cluster>`` | string | a random token per commit: a worker's cached copy is current iff equal |
 | ``<ns>idg:{idg}:erased`` | set | SHA-256 digests of erased identifiers: a replay cannot bring them back |
 | ``<ns>erasure:<request id>`` | string (JSON, 30 days) | status of an erasure request, no personal data |
 | ``<ns>idg:{idg}:unlinked`` | set | identifiers an operator unlinked (``omnichannel identities unlink``) |
