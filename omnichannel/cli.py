@@ -166,7 +166,9 @@ def schemas_register(settings: Settings) -> None:
     """Register each topic's value schema under <topic>-value (safe to run again: same id).
 
     Sets BACKWARD_TRANSITIVE on the registry, globally and on every subject, so the registry itself
-    refuses (HTTP 409) a later schema that cannot read every earlier version.
+    refuses (HTTP 409) a later schema that cannot read every earlier version. Run it before starting
+    producers of a new release: the collector, the worker and `omnichannel import` only look schema ids
+    up, they never register one.
     """
     settings = connect(settings)
     assert settings.schema_registry_url is not None

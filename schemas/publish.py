@@ -57,8 +57,9 @@ def require_registered(registry: SchemaRegistry, specs: Iterable[TopicSpec] = CA
         except SchemaNotRegisteredError:
             missing.append(spec.subject)
     if missing:
+        named = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
         raise SchemaNotRegisteredError(
-            f"{len(missing)} subject(s) lack the current schema ({', '.join(missing)}): producers never register "
+            f"{len(missing)} subject(s) lack the current schema ({named}): producers never register "
             "schemas; run `omnichannel schemas register` (with this process's SCHEMA_REGISTRY_URL and "
             "OMNICHANNEL_NAMESPACE), then start it again",
             subject=missing[0],
