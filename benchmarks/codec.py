@@ -26,7 +26,7 @@ N = 50_000
 class _OneSchemaRegistry:
     """In-process registry for the benchmark only: measures the codec, not HTTP."""
 
-    def register(self, subject: str, schema_text: str) -> int:
+    def lookup(self, subject: str, schema_text: str) -> int:
         return 1
 
     def schema_text(self, schema_id: int) -> str:

@@ -47,10 +47,10 @@ from connectors.publisher import Publisher, producer_config
 from omnichannel.settings import Settings
 from omnichannel.stack import resolve_stack
 from schemas.codec import AvroCodec
-from schemas.loader import EVENT_FULLNAME
+from schemas.loader import EVENT_FULLNAME, canonical_json
 from schemas.registry import ConfluentSchemaRegistry
 from schemas.samples import sample_event
-from schemas.topics import subject_for
+from schemas.topics import CHANNELS, subject_for
 
 DURATION_S = 10.0
 WARMUP_S = 2.0
@@ -249,7 +249,12 @@ def run() -> dict[str, Any]:
         admin = AdminClient({"bootstrap.servers": kafka})
         for future in admin.create_topics([NewTopic(t, settings.partitions, 1) for t in topics]).values():
             future.result(30)
-        codec = AvroCodec(ConfluentSchemaRegistry(registry))
+        schema_registry = ConfluentSchemaRegistry(registry)
+        codec = AvroCodec(schema_registry)
+        # Producers only look schema ids up: register the Event under every topic this run writes.
+        written = [*topics, *(f"{prefix}.{c}" for c in CHANNELS), *(f"{prefix}.inproc.{c}" for c in CHANNELS)]
+        for topic in written:
+            schema_registry.register(subject_for(topic), canonical_json(EVENT_FULLNAME))
 
         ceiling = _raw_ceiling(kafka, codec, f"{prefix}.raw")
         print(f"raw produce ceiling: {ceiling['events_per_s']:,} events/s", file=sys.stderr)

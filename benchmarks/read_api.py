@@ -68,6 +68,8 @@ from omnichannel.kafka_admin import ensure_topics
 from omnichannel.settings import Settings
 from omnichannel.stack import resolve_stack
 from omnichannel.stack.processes import free_port
+from schemas.publish import register_all
+from schemas.registry import ConfluentSchemaRegistry
 from schemas.samples import sample_event
 from schemas.topics import catalogue_for
 from streams.domain.cart import Cart, apply_cart_event
@@ -544,6 +546,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-read-api-")))
         stack.callback(delete_namespace, settings, namespace, [f"{namespace}.omnichannel-processor"])
         ensure_topics(settings.kafka_bootstrap_servers, catalogue_for(namespace), settings.partitions)
+        register_all(ConfluentSchemaRegistry(settings.schema_registry_url), catalogue_for(namespace))
         started = time.perf_counter()
         sample = populate(settings.redis_url, keys, args.customers)
         log(f"namespace {namespace}: {args.customers:,} carts written in {time.perf_counter() - started:.1f} s")

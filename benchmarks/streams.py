@@ -58,6 +58,7 @@ from omnichannel.stack import resolve_stack
 from omnichannel.stack.processes import spawn, stop
 from schemas.codec import AvroCodec
 from schemas.loader import EVENT_FULLNAME
+from schemas.publish import register_all
 from schemas.registry import ConfluentSchemaRegistry
 from schemas.topics import CHANNELS, catalogue_for, channel_topic, subject_for
 
@@ -948,6 +949,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         else:
             stack.callback(delete_namespace, settings, namespace, groups)
         ensure_topics(settings.kafka_bootstrap_servers, catalogue_for(namespace), settings.partitions)
+        register_all(ConfluentSchemaRegistry(settings.schema_registry_url), catalogue_for(namespace))
         log(f"namespace {namespace}, {settings.partitions} partitions")
 
         started = time.perf_counter()

@@ -27,7 +27,7 @@ from connectors.errors import InvalidEventError, PublishError, PublishUnavailabl
 from omnichannel.logs import kv
 from omnichannel.settings import Settings
 from schemas.codec import AvroCodec
-from schemas.errors import EncodeError, RegistryError, UnknownEventTypeError
+from schemas.errors import EncodeError, RegistryError, SchemaNotRegisteredError, UnknownEventTypeError
 from schemas.loader import EVENT_FULLNAME
 from schemas.registry import ConfluentSchemaRegistry
 from schemas.topics import channel_topic, subject_for
@@ -168,7 +168,8 @@ class Publisher:
 
         :class:`InvalidEventError` if it does not match the contract (validate with
         :func:`connectors.envelope.normalise` first for every problem at once), :class:`PublishUnavailableError`
-        if the Schema Registry cannot be reached to register the topic's subject.
+        if the Schema Registry cannot be reached to look up the topic's schema id or does not hold it (never
+        registered here: ``omnichannel schemas register`` does that).
         """
         topic = self.topic_for(str(event.get("channel")))
         try:
@@ -176,16 +177,24 @@ class Publisher:
         except (EncodeError, UnknownEventTypeError) as exc:
             field = getattr(exc, "field", None) or ("event_type" if isinstance(exc, UnknownEventTypeError) else "")
             raise InvalidEventError([Problem(field, str(exc))]) from exc
+        except SchemaNotRegisteredError as exc:
+            raise PublishUnavailableError(str(exc)) from exc
         except RegistryError as exc:
             raise PublishUnavailableError(f"the Schema Registry is unavailable: {exc}") from exc
         return topic, partition_key(event), value
 
     def prepare(self, channels: Sequence[str]) -> None:
-        """Register the channel topics' subjects now, so the first request does not wait for the registry."""
+        """Look the channel topics' schema ids up now, so the first request does not wait for the registry.
+
+        :class:`SchemaNotRegisteredError` (not retried: a deployment step is missing) when a subject lacks the
+        schema; :class:`PublishUnavailableError` when the registry does not answer.
+        """
         for channel in channels:
             topic = self.topic_for(channel)
             try:
                 self.codec.schema_id(subject_for(topic), EVENT_FULLNAME)
+            except SchemaNotRegisteredError:
+                raise
             except RegistryError as exc:
                 raise PublishUnavailableError(f"the Schema Registry is unavailable: {exc}") from exc
 

@@ -19,7 +19,7 @@ from omnichannel.stack.maven import kafka_classpath, registry_jar, require_java
 from omnichannel.stack.redis_server import require_redis_server
 from omnichannel.stack.revive import revive_stack
 from schemas.evolution import check_released
-from schemas.publish import COMPATIBILITY, check_registered, register_all
+from schemas.publish import COMPATIBILITY, check_registered, register_all, require_registered
 from schemas.registry import ConfluentSchemaRegistry
 from schemas.topics import CATALOGUE, catalogue_for
 
@@ -149,7 +149,8 @@ def topics_create(settings: Settings) -> None:
     settings = connect(settings)
     assert settings.kafka_bootstrap_servers is not None
     specs = catalogue_for(settings.namespace)
-    for report in ensure_topics(settings.kafka_bootstrap_servers, specs, settings.partitions):
+    security = settings.kafka_security.confluent_config()
+    for report in ensure_topics(settings.kafka_bootstrap_servers, specs, settings.partitions, security=security):
         out.print(f"{report.outcome:8} {report.name} ({report.partitions} partitions)", highlight=False)
 
 
@@ -165,7 +166,9 @@ def schemas_register(settings: Settings) -> None:
     """Register each topic's value schema under <topic>-value (safe to run again: same id).
 
     Sets BACKWARD_TRANSITIVE on the registry, globally and on every subject, so the registry itself
-    refuses (HTTP 409) a later schema that cannot read every earlier version.
+    refuses (HTTP 409) a later schema that cannot read every earlier version. Run it before starting
+    producers of a new release: the collector, the worker and `omnichannel import` only look schema ids
+    up, they never register one.
     """
     settings = connect(settings)
     assert settings.schema_registry_url is not None
@@ -240,8 +243,18 @@ def worker(ctx: click.Context, app_id: str | None, metrics_port: int | None, sup
     from streams.config import ProcessorConfig
 
     settings = connect(ctx.obj)
-    assert settings.kafka_bootstrap_servers is not None
-    ensure_topics(settings.kafka_bootstrap_servers, catalogue_for(settings.namespace), settings.partitions)
+    assert settings.kafka_bootstrap_servers is not None and settings.schema_registry_url is not None
+    specs = catalogue_for(settings.namespace)
+    ensure_topics(
+        settings.kafka_bootstrap_servers,
+        specs,
+        settings.partitions,
+        security=settings.kafka_security.confluent_config(),
+    )
+    # Look up, never register: a schema the registry has not accepted through `schemas register` stops us here.
+    require_registered(
+        ConfluentSchemaRegistry(settings.schema_registry_url, basic_auth=settings.schema_registry_basic_auth), specs
+    )
     app = build_app(settings, ProcessorConfig.from_env(), app_id)
     if metrics_port is not None:
         from prometheus_client import start_http_server

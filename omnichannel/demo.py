@@ -26,11 +26,10 @@ from typing import Any
 import httpx
 
 from connectors.config import DEV_READ_KEY
-from omnichannel.kafka_admin import ensure_topics
+from omnichannel.provision import provision
 from omnichannel.settings import Settings
 from omnichannel.stack import Progress, resolve_stack
 from omnichannel.stack.processes import free_port, spawn, stop, tail, wait_until
-from schemas.topics import catalogue_for
 
 __all__ = ["DemoStep", "run_demo", "scripted_journey"]
 
@@ -198,7 +197,7 @@ def run_demo(settings: Settings, progress: Progress, scripted: bool, port: int |
     with resolve_stack(settings, run_dir=run_dir / "stack", progress=progress) as stack:
         settings = stack.settings(settings)
         assert settings.kafka_bootstrap_servers is not None
-        ensure_topics(settings.kafka_bootstrap_servers, catalogue_for(settings.namespace), settings.partitions)
+        provision(settings)  # topics and schemas: the worker and the API only look schema ids up
         os.environ.update(
             {
                 "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,

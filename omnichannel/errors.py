@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "KafkaAuthenticationError",
     "OmnichannelError",
     "ServiceStartError",
     "ServiceUnavailableError",
@@ -28,3 +29,7 @@ class ServiceStartError(OmnichannelError):
 
 class ServiceUnavailableError(OmnichannelError):
     """A configured service does not answer (wrong address, down, or not ready in time)."""
+
+
+class KafkaAuthenticationError(ConfigError):
+    """Kafka refused the client's credentials (SASL): retrying will not help, the settings must change."""

@@ -2,7 +2,8 @@
 
 =====  ==============================================================================================
 0      success (``omnichannel lag``: every group OK or WARN)
-1      an error the message explains: a malformed setting, a failed step
+1      an error the message explains: a malformed setting, credentials Kafka refused, a schema not registered,
+       a failed step (retrying will not help until something is changed)
 2      usage error: an unknown option or a bad argument (click's own status)
 3      ``omnichannel lag``: a group is ERR (STALL, STOP or REWIND on a partition)
 4      ``omnichannel lag``: a group asked for does not exist (NOTFOUND); wins over 3

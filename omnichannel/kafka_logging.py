@@ -34,9 +34,11 @@ class LibrdkafkaLog(logging.Logger):
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         """Route one librdkafka line (``level`` is already a Python level, ERROR for ``%3``)."""
+        detail = (str(msg) % args) if args else str(msg)
+        if "SASL authentication error" in detail:  # reachable, credentials refused: the command's error says so
+            self._announce = False
         if self._announce and level >= logging.ERROR:
             self._announce = False  # once per client: the command's own error says the rest
-            detail = (str(msg) % args) if args else str(msg)
             log.warning(
                 "Kafka is not reachable; retrying until the request times out (details with -vv)",
                 extra=kv(bootstrap=self._bootstrap, librdkafka=detail),

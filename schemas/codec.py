@@ -1,9 +1,11 @@
 """The one Avro codec: Confluent wire format (magic byte 0, 4-byte big-endian schema id, Avro body).
 
 Connectors, stream processors, the API and tests all encode and decode through :class:`AvroCodec`;
-nothing else frames bytes. Writer schema ids are registered once per (subject, schema) and cached;
-decoding looks up the writer's schema by the id in the bytes (cached) and resolves it to the reader's.
-fastavro is the engine (measured against the ``avro`` package in benchmarks/codec.py).
+nothing else frames bytes. Writer schema ids are looked up once per (subject, schema) and cached: the codec
+never registers a schema (``omnichannel schemas register`` does, as a deployment step, so the registry's
+compatibility check sees every change before data is written with it). Decoding looks up the writer's
+schema by the id in the bytes (cached) and resolves it to the reader's. fastavro is the engine (measured
+against the ``avro`` package in benchmarks/codec.py).
 """
 
 from __future__ import annotations
@@ -93,14 +95,17 @@ class AvroCodec:
         self._lock = threading.Lock()
 
     def schema_id(self, subject: str, fullname: str) -> int:
-        """Register ``fullname``'s schema under ``subject`` once and return its id."""
+        """The id of ``fullname``'s schema as registered under ``subject`` (looked up once, then cached).
+
+        :class:`SchemaNotRegisteredError` when it is not registered there (run ``omnichannel schemas register``).
+        """
         key = (subject, fullname)
         found = self._ids.get(key)
         if found is not None:
             return found
         with self._lock:
             if key not in self._ids:
-                schema_id = self.registry.register(subject, canonical_json(fullname))
+                schema_id = self.registry.lookup(subject, canonical_json(fullname))
                 self._writers.setdefault(schema_id, load(fullname))
                 self._own_ids.setdefault(fullname, set()).add(schema_id)
                 self._ids[key] = schema_id

@@ -10,6 +10,7 @@ __all__ = [
     "EncodeError",
     "RegistryError",
     "SchemaError",
+    "SchemaNotRegisteredError",
     "UnknownEventTypeError",
 ]
 
@@ -45,3 +46,14 @@ class DecodeError(SchemaError):
 
 class RegistryError(SchemaError):
     """The Schema Registry refused or could not be reached; the message says which call and why."""
+
+
+class SchemaNotRegisteredError(RegistryError):
+    """A producer's schema is not registered under its subject: producers look ids up, they never register.
+
+    ``subject`` is the subject looked up. The fix is a deployment step, ``omnichannel schemas register``.
+    """
+
+    def __init__(self, message: str, *, subject: str) -> None:
+        super().__init__(message)
+        self.subject = subject

@@ -7,16 +7,21 @@ from typing import Protocol
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from schemas.errors import RegistryError
+from schemas.errors import RegistryError, SchemaNotRegisteredError
 
 __all__ = ["ConfluentSchemaRegistry", "SchemaRegistry"]
 
 
-class SchemaRegistry(Protocol):
-    """What the codec needs from a registry: register a schema under a subject, fetch one by id."""
+#: Confluent error codes of ``POST /subjects/{subject}`` (lookup) for "not there" (Apicurio's ccompat API too).
+_SUBJECT_NOT_FOUND, _SCHEMA_NOT_FOUND = 40401, 40403
 
-    def register(self, subject: str, schema_text: str) -> int:
-        """Register (idempotently) and return the schema id."""
+
+class SchemaRegistry(Protocol):
+    """What the codec needs from a registry: the id of a schema already registered under a subject, and a
+    schema by id. Producers never register: that is ``omnichannel schemas register``'s job."""
+
+    def lookup(self, subject: str, schema_text: str) -> int:
+        """The id of ``schema_text`` as registered under ``subject``; :class:`SchemaNotRegisteredError` if not."""
         ...
 
     def schema_text(self, schema_id: int) -> str:
@@ -44,6 +49,31 @@ class ConfluentSchemaRegistry:
             ) from exc
         except Exception as exc:  # connection errors surface as requests/httpx exceptions
             raise RegistryError(f"the registry at {self.url} could not be reached: {exc}") from exc
+
+    def lookup(self, subject: str, schema_text: str) -> int:
+        """``POST /subjects/{subject}``: the id of this exact schema under ``subject``; registers nothing."""
+        try:
+            found = self._client.lookup_schema(subject, Schema(schema_text, "AVRO")).schema_id
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404 or exc.error_code in (_SUBJECT_NOT_FOUND, _SCHEMA_NOT_FOUND):
+                missing = (
+                    "has no subject" if exc.error_code == _SUBJECT_NOT_FOUND else "has no version of this schema under"
+                )
+                raise SchemaNotRegisteredError(
+                    f"the registry at {self.url} {missing} {subject!r}: producers never register schemas; run "
+                    "`omnichannel schemas register` (with this process's SCHEMA_REGISTRY_URL and "
+                    "OMNICHANNEL_NAMESPACE), then start it again",
+                    subject=subject,
+                ) from exc
+            raise RegistryError(
+                f"the registry at {self.url} refused the lookup of {subject!r}: {exc.error_message} "
+                f"(HTTP {exc.http_status_code})"
+            ) from exc
+        except Exception as exc:
+            raise RegistryError(f"the registry at {self.url} could not be reached: {exc}") from exc
+        if found is None:
+            raise RegistryError(f"the registry at {self.url} answered the lookup of {subject!r} without an id")
+        return int(found)
 
     def schema_text(self, schema_id: int) -> str:
         try:

@@ -14,6 +14,10 @@ import pytest
 
 from omnichannel.settings import Settings
 from omnichannel.stack import StackInfo, resolve_stack
+from schemas.loader import canonical_json
+from schemas.publish import register_all
+from schemas.registry import ConfluentSchemaRegistry
+from schemas.topics import catalogue_for
 
 _STACK_KEY = pytest.StashKey[StackInfo]()
 
@@ -46,6 +50,28 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 def settings(stack: StackInfo) -> Settings:
     """Settings pointed at the session's stack."""
     return Settings.from_env().with_addresses(stack.kafka.address, stack.registry.address, stack.redis.address)
+
+
+@pytest.fixture(scope="session")
+def register_schema(stack: StackInfo) -> Callable[[str, str], int]:
+    """Register a named type's schema under a subject, as `omnichannel schemas register` does for the catalogue.
+
+    Producers only look schema ids up (they never register), so a test writing to a topic of its own
+    registers that topic's subject first.
+    """
+    registry = ConfluentSchemaRegistry(stack.registry.address)
+    return lambda subject, fullname: registry.register(subject, canonical_json(fullname))
+
+
+@pytest.fixture(scope="session")
+def registered(settings: Settings) -> Settings:
+    """``settings``, with its namespace's catalogue registered as `omnichannel schemas register` does.
+
+    For tests whose producers write the catalogue's own topics without a harness that provisions them.
+    """
+    assert settings.schema_registry_url is not None
+    register_all(ConfluentSchemaRegistry(settings.schema_registry_url), catalogue_for(settings.namespace))
+    return settings
 
 
 @pytest.fixture

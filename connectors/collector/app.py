@@ -66,10 +66,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         channels = sorted({channel for channels in config.keys.values() for channel in channels})
-        try:  # register the subjects now so the first request does not wait on the Schema Registry
-            publisher.prepare(channels)
+        try:  # look the schema ids up now so the first request does not wait on the Schema Registry
+            publisher.prepare(channels)  # a schema not registered stops the start (SchemaNotRegisteredError)
         except PublishUnavailableError as exc:
-            log.warning("schema registration deferred to the first request", extra=kv(reason=str(exc)))
+            log.warning("schema id lookup deferred to the first request", extra=kv(reason=str(exc)))
         yield
 
     app = FastAPI(

@@ -8,6 +8,8 @@ import os
 import re
 import socket
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from omnichannel.stack.maven import kafka_classpath, require_java
 from omnichannel.stack.model import Progress, ServiceInfo
 from omnichannel.stack.processes import pick_port, spawn, stop, tail, wait_until
 
-__all__ = ["kafka_answers", "start_local_kafka"]
+__all__ = ["ScramUser", "kafka_answers", "start_local_kafka"]
 
 _LOG4J2 = """status = error
 appender.console.type = Console
@@ -38,8 +40,11 @@ logger.server.level = INFO
 _START_TIMEOUT_S = 90.0
 
 
-def kafka_answers(bootstrap: str, timeout: float = 5.0) -> bool:
-    """True when a broker at ``bootstrap`` serves a metadata request (an open port is not enough)."""
+def kafka_answers(bootstrap: str, timeout: float = 5.0, security: Mapping[str, str] | None = None) -> bool:
+    """True when a broker at ``bootstrap`` serves a metadata request (an open port is not enough).
+
+    ``security``: librdkafka ``security.protocol``/``sasl.*`` properties for a broker that requires them.
+    """
     if _every_server_refuses(bootstrap):  # nothing listens: no need to wait out librdkafka's retries
         return False
     # A probe: librdkafka's reconnect lines go to DEBUG; the caller words the outcome.
@@ -48,6 +53,7 @@ def kafka_answers(bootstrap: str, timeout: float = 5.0) -> bool:
         "bootstrap.servers": bootstrap,
         "socket.timeout.ms": int(timeout * 1000),
         "logger": logger,
+        **(security or {}),
     }
     admin = AdminClient(config)
     try:
@@ -71,15 +77,52 @@ def _every_server_refuses(bootstrap: str) -> bool:
     return True
 
 
-def _server_properties(data_dir: Path, port: int, controller_port: int) -> str:
+_SCRAM = "SCRAM-SHA-512"
+_SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule"
+
+
+@dataclass(frozen=True)
+class ScramUser:
+    """The one SCRAM-SHA-512 user of a broker started with a SASL listener (clients and the broker itself)."""
+
+    username: str
+    password: str = field(repr=False)
+
+    def client_config(self) -> dict[str, str]:
+        """The librdkafka properties a client of that listener needs."""
+        return {
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": _SCRAM,
+            "sasl.username": self.username,
+            "sasl.password": self.password,
+        }
+
+
+def _listener_properties(port: int, controller_port: int, scram: ScramUser | None) -> str:
+    if scram is None:
+        return f"""listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+"""
+    # Clients and the broker itself authenticate with SCRAM; the controller listener, on loopback and used by
+    # this node alone, stays PLAINTEXT. The user exists from the start: `format --add-scram` writes it.
+    jaas = f'{_SCRAM_LOGIN} required username="{scram.username}" password="{scram.password}";'
+    return f"""listeners=SASL_PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{port}
+listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=SASL_PLAINTEXT
+sasl.enabled.mechanisms={_SCRAM}
+sasl.mechanism.inter.broker.protocol={_SCRAM}
+listener.name.sasl_plaintext.{_SCRAM.lower()}.sasl.jaas.config={jaas}
+"""
+
+
+def _server_properties(data_dir: Path, port: int, controller_port: int, scram: ScramUser | None = None) -> str:
     return f"""process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{controller_port}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
+{_listener_properties(port, controller_port, scram)}controller.listener.names=CONTROLLER
 log.dirs={data_dir}
 # One broker: every internal topic has one replica.
 offsets.topic.replication.factor=1
@@ -105,12 +148,17 @@ def _cluster_id() -> str:
             return cid
 
 
-def start_local_kafka(cache_dir: Path, run_dir: Path, progress: Progress, *, port: int | None = None) -> ServiceInfo:
+def start_local_kafka(
+    cache_dir: Path, run_dir: Path, progress: Progress, *, port: int | None = None, scram: ScramUser | None = None
+) -> ServiceInfo:
     """Format and start a broker+controller on loopback ports; return once it serves metadata.
 
     ``port`` is the broker port to take back when free (a restart keeps its address); its controller port
     is read back from the previous ``server.properties``. Otherwise, and when taken, free ports are used.
     The data directory is kept between starts, so a restarted broker has its topics and offsets.
+
+    With ``scram`` the client listener is SASL_PLAINTEXT and requires SCRAM-SHA-512 as that user (created
+    when the storage is formatted), as a production cluster requires authentication.
     """
     java = require_java()
     classpath = kafka_classpath(cache_dir, progress)
@@ -124,10 +172,14 @@ def start_local_kafka(cache_dir: Path, run_dir: Path, progress: Progress, *, por
     last_error = ""
     for attempt in range(3):  # a port picked free can be taken before the broker binds it
         broker_port, controller_port = pick_port(port, attempt), pick_port(previous_controller, attempt)
-        config.write_text(_server_properties(data_dir, broker_port, controller_port))
+        config.write_text(_server_properties(data_dir, broker_port, controller_port, scram))
         if not (data_dir / "meta.properties").exists():
+            users = ["--add-scram", f"{_SCRAM}=[name={scram.username},password={scram.password}]"] if scram else []
             fmt = spawn(
-                [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(config)],
+                [
+                    *(java, "-cp", classpath, "kafka.tools.StorageTool", "format"),
+                    *("-t", _cluster_id(), "-c", str(config), *users),
+                ],
                 home / "format.log",
             )
             if fmt.wait(timeout=120) != 0:
@@ -151,7 +203,7 @@ def start_local_kafka(cache_dir: Path, run_dir: Path, progress: Progress, *, por
         bootstrap = f"127.0.0.1:{broker_port}"
         try:
             wait_until(
-                functools.partial(_broker_ready, log_file, bootstrap),
+                functools.partial(_broker_ready, log_file, bootstrap, scram.client_config() if scram else None),
                 what=f"Kafka broker on {bootstrap}",
                 timeout=_START_TIMEOUT_S,
                 process=proc,
@@ -172,8 +224,8 @@ def _previous_controller_port(config: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _broker_ready(log_file: Path, bootstrap: str) -> bool:
-    return "Kafka Server started" in _read(log_file) and kafka_answers(bootstrap, 2.0)
+def _broker_ready(log_file: Path, bootstrap: str, security: Mapping[str, str] | None) -> bool:
+    return "Kafka Server started" in _read(log_file) and kafka_answers(bootstrap, 2.0, security)
 
 
 def _read(path: Path) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -39,8 +40,12 @@ def service_answers(info: ServiceInfo) -> bool:
     """Probe one service with a real request (metadata, ``/subjects``, PING)."""
     if info.pid is not None and not is_alive(info.pid):
         return False
-    probe = {"kafka": kafka_answers, "registry": registry_answers, "redis": redis_answers}[info.name]
-    return probe(info.address)
+    probes: dict[str, Callable[[str], bool]] = {
+        "kafka": kafka_answers,
+        "registry": registry_answers,
+        "redis": redis_answers,
+    }
+    return probes[info.name](info.address)
 
 
 def stop_service(info: ServiceInfo) -> None:

@@ -8,16 +8,15 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
 import pytest
 
-from omnichannel.kafka_admin import ensure_topics
+from omnichannel.provision import provision
 from omnichannel.settings import Settings
 from omnichannel.stack.processes import free_port, stop
-from schemas.topics import catalogue_for
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ def backbone(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> It
         "OMNICHANNEL_DEV": "1",
     }
     assert settings.kafka_bootstrap_servers is not None
-    ensure_topics(settings.kafka_bootstrap_servers, catalogue_for(namespace), 2)
+    provision(replace(settings, namespace=namespace), partitions=2)  # topics and schemas, as deployed
     port = free_port()
     cli = [sys.executable, "-m", "omnichannel.cli"]
     procs = []

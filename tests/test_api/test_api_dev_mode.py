@@ -16,8 +16,8 @@ from omnichannel.settings import Settings
 
 
 @pytest.fixture
-def publisher(settings: Settings) -> Iterator[Publisher]:
-    with publisher_for(settings, delivery_timeout_s=5) as pub:
+def publisher(registered: Settings) -> Iterator[Publisher]:
+    with publisher_for(registered, delivery_timeout_s=5) as pub:
         yield pub
 
 

@@ -44,8 +44,8 @@ def own_redis(tmp_path: Path) -> Iterator[ServiceInfo]:
 
 
 @pytest.fixture
-def publisher(settings: Settings) -> Iterator[Publisher]:
-    with publisher_for(settings, delivery_timeout_s=5) as pub:
+def publisher(registered: Settings) -> Iterator[Publisher]:
+    with publisher_for(registered, delivery_timeout_s=5) as pub:
         yield pub
 
 

@@ -36,12 +36,14 @@ SUMMARIES = ("The unified customer record", "The current cart", "Publish one eve
 
 
 @pytest.fixture(scope="module")
-def base_url(settings: Settings) -> Iterator[str]:
+def base_url(registered: Settings) -> Iterator[str]:
     config = CollectorConfig.from_env({"OMNICHANNEL_DEV": "1"})
     port = free_port()
-    with publisher_for(settings, 5) as publisher:
+    with publisher_for(registered, 5) as publisher:
         server = uvicorn.Server(
-            uvicorn.Config(create_server(settings, config, publisher), host="127.0.0.1", port=port, log_level="warning")
+            uvicorn.Config(
+                create_server(registered, config, publisher), host="127.0.0.1", port=port, log_level="warning"
+            )
         )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()

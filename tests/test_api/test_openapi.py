@@ -21,9 +21,12 @@ PUBLIC = {("get", "/healthz"), ("get", "/readyz"), ("post", "/v1/webhooks/email"
 
 
 @pytest.fixture(scope="module")
-def spec(settings: Settings) -> Iterator[dict[str, Any]]:
+def spec(registered: Settings) -> Iterator[dict[str, Any]]:
     config = CollectorConfig.from_env({"OMNICHANNEL_DEV": "1"})
-    with publisher_for(settings, 5) as publisher, TestClient(create_server(settings, config, publisher)) as client:
+    with (
+        publisher_for(registered, 5) as publisher,
+        TestClient(create_server(registered, config, publisher)) as client,
+    ):
         answer = client.get("/openapi.json")
         assert answer.status_code == 200
         yield answer.json()

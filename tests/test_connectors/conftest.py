@@ -22,6 +22,7 @@ from omnichannel.stack import StackInfo
 from schemas.codec import AvroCodec
 from schemas.loader import EVENT_FULLNAME
 from schemas.registry import ConfluentSchemaRegistry
+from schemas.topics import subject_for
 
 #: The collector's clock in tests: every accepted event's received_at_ms.
 NOW_MS = 1_764_000_000_500
@@ -54,9 +55,19 @@ def codec(stack: StackInfo) -> AvroCodec:
 
 
 @pytest.fixture
-def topic_for(unique: Callable[[str], str]) -> Callable[[str], str]:
+def topic_for(unique: Callable[[str], str], register_schema: Callable[[str, str], int]) -> Callable[[str], str]:
+    """This test's topic of a channel, its subject registered on first use (producers only look ids up)."""
     prefix = unique("conn")
-    return lambda channel: f"{prefix}.{channel}"
+    registered: set[str] = set()
+
+    def topic(channel: str) -> str:
+        name = f"{prefix}.{channel}"
+        if name not in registered:  # what `omnichannel schemas register` does for the catalogue's topics
+            register_schema(subject_for(name), EVENT_FULLNAME)
+            registered.add(name)
+        return name
+
+    return topic
 
 
 @pytest.fixture

@@ -24,7 +24,9 @@ from omnichannel.settings import Settings
 from omnichannel.stack import StackInfo
 from schemas.codec import AvroCodec
 from schemas.loader import EVENT_FULLNAME
-from schemas.topics import channel_topic
+from schemas.publish import register_all
+from schemas.registry import ConfluentSchemaRegistry
+from schemas.topics import catalogue_for, channel_topic
 
 ReadBack = Callable[..., list[tuple[str, dict[str, Any], int]]]
 POS = load_adapter("pos")
@@ -187,7 +189,7 @@ def test_a_back_office_feed_is_imported(
 
 
 def test_the_cli_imports_with_a_position_next_to_the_state(
-    tmp_path: Path, stack: StackInfo, codec: AvroCodec, unique: Callable[[str], str]
+    tmp_path: Path, stack: StackInfo, codec: AvroCodec, unique: Callable[[str], str], registered: Settings
 ) -> None:
     tag = unique("cli")
     path = _write(tmp_path / "till.csv", [HEADER, *(_csv_line(n).replace(f"T-{n}", f"{tag}-{n}") for n in range(3))])
@@ -230,13 +232,23 @@ def test_the_cli_imports_with_a_position_next_to_the_state(
     assert "line 2" in bad.output and "--skip-invalid" in bad.output
 
 
-def _cli_env(stack: StackInfo, tmp_path: Path) -> dict[str, str]:
+_FAULTS_NAMESPACE = "import-faults"
+
+
+@pytest.fixture(scope="module")
+def faults_namespace(stack: StackInfo) -> str:
+    """The namespace of the CLI fault tests, its contract registered (`omnichannel schemas register`)."""
+    register_all(ConfluentSchemaRegistry(stack.registry.address), catalogue_for(_FAULTS_NAMESPACE))
+    return _FAULTS_NAMESPACE
+
+
+def _cli_env(stack: StackInfo, tmp_path: Path, namespace: str) -> dict[str, str]:
     return {
         "KAFKA_BOOTSTRAP_SERVERS": stack.kafka.address,
         "SCHEMA_REGISTRY_URL": stack.registry.address,
         "REDIS_URL": stack.redis.address,
         "OMNICHANNEL_STATE_DIR": str(tmp_path / "state"),
-        "OMNICHANNEL_NAMESPACE": "import-faults",
+        "OMNICHANNEL_NAMESPACE": namespace,
     }
 
 
@@ -251,12 +263,12 @@ _HUGE_FIELD_LINE = _csv_line(2).replace("E10442", "E" + "x" * 140_000).encode()
 )
 @pytest.mark.parametrize("skip", [False, True], ids=["stop", "skip-invalid"])
 def test_undecodable_lines_end_with_a_message_naming_the_line(
-    tmp_path: Path, stack: StackInfo, bad_line: bytes, reason: str, skip: bool
+    tmp_path: Path, stack: StackInfo, faults_namespace: str, bad_line: bytes, reason: str, skip: bool
 ) -> None:
     path = tmp_path / "till.csv"
     path.write_bytes(b"\n".join([HEADER.encode(), _csv_line(1).encode(), bad_line, _csv_line(3).encode()]) + b"\n")
     args = ["import", "pos", str(path), *(["--skip-invalid"] if skip else [])]
-    result = CliRunner().invoke(cli, args, env=_cli_env(stack, tmp_path))
+    result = CliRunner().invoke(cli, args, env=_cli_env(stack, tmp_path, faults_namespace))
     assert "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert reason in result.output

@@ -15,6 +15,7 @@ from connectors.errors import PublishUnavailableError
 from connectors.publisher import Delivery, Publisher
 from omnichannel.stack import StackInfo
 from schemas.codec import AvroCodec
+from schemas.loader import EVENT_FULLNAME
 from schemas.samples import sample_event
 
 ReadBack = Callable[..., list[tuple[str, dict[str, Any], int]]]
@@ -65,9 +66,14 @@ def test_published_events_are_acknowledged_and_read_back_with_the_codec(
 
 
 def test_keys_land_on_the_partition_java_and_faust_choose(
-    stack: StackInfo, codec: AvroCodec, unique: Callable[[str], str], read_back: ReadBack
+    stack: StackInfo,
+    codec: AvroCodec,
+    unique: Callable[[str], str],
+    read_back: ReadBack,
+    register_schema: Callable[[str, str], int],
 ) -> None:
     topic = unique("conn-partitioned")
+    register_schema(f"{topic}-value", EVENT_FULLNAME)
     admin = AdminClient({"bootstrap.servers": stack.kafka.address})
     admin.create_topics([NewTopic(topic, 4, 1)])[topic].result(15)
     customers = [f"C-{n}" for n in range(12)]

@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +22,14 @@ import httpx
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from omnichannel.kafka_admin import ensure_topics
+from omnichannel.provision import provision
 from omnichannel.settings import Settings
 from omnichannel.stack.processes import free_port, stop
 from schemas.codec import AvroCodec
 from schemas.loader import EVENT_FULLNAME
 from schemas.registry import ConfluentSchemaRegistry
 from schemas.samples import sample_event
-from schemas.topics import catalogue_for, channel_topic
+from schemas.topics import channel_topic
 
 #: Quiet periods of the tests (seconds): short, but long enough that a cancelling event published right after
 #: the cart is applied well before the check comes due.
@@ -217,7 +217,7 @@ def start_journeys(settings: Settings, state_dir: Path, extra_env: dict[str, str
         **(extra_env or {}),
     }
     assert settings.kafka_bootstrap_servers and settings.schema_registry_url
-    ensure_topics(settings.kafka_bootstrap_servers, catalogue_for(namespace), 2)
+    provision(replace(settings, namespace=namespace), partitions=2)  # topics and schemas, as deployed
     journeys = Journeys(
         Settings.from_env(env),
         env,

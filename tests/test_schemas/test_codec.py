@@ -12,22 +12,22 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from omnichannel.stack import StackInfo
 from schemas.codec import AvroCodec, frame
-from schemas.errors import DecodeError, EncodeError, UnknownEventTypeError
+from schemas.errors import DecodeError, EncodeError, SchemaNotRegisteredError, UnknownEventTypeError
 from schemas.loader import EVENT_FULLNAME, EVENT_TYPES
 from schemas.registry import ConfluentSchemaRegistry
 from schemas.samples import sample_event
 
 
 class CountingRegistry(ConfluentSchemaRegistry):
-    """The real registry client, counting calls (to prove ids are cached)."""
+    """The real registry client, counting lookups (to prove ids are cached)."""
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        self.registrations = 0
+        self.lookups = 0
 
-    def register(self, subject: str, schema_text: str) -> int:
-        self.registrations += 1
-        return super().register(subject, schema_text)
+    def lookup(self, subject: str, schema_text: str) -> int:
+        self.lookups += 1
+        return super().lookup(subject, schema_text)
 
 
 @pytest.fixture
@@ -35,28 +35,56 @@ def codec(stack: StackInfo) -> AvroCodec:
     return AvroCodec(ConfluentSchemaRegistry(stack.registry.address))
 
 
+@pytest.fixture
+def subject(unique: Callable[[str], str], register_schema: Callable[[str, str], int]) -> str:
+    """A subject of this test's own, with the Event schema registered (producers only look ids up)."""
+    name = unique("t") + "-value"
+    register_schema(name, EVENT_FULLNAME)
+    return name
+
+
 @pytest.mark.parametrize("event_type", sorted(EVENT_TYPES))
-def test_every_event_type_round_trips(codec: AvroCodec, unique: Callable[[str], str], event_type: str) -> None:
+def test_every_event_type_round_trips(codec: AvroCodec, subject: str, event_type: str) -> None:
     event = sample_event(event_type)
-    data = codec.encode(unique("t") + "-value", EVENT_FULLNAME, event)
+    data = codec.encode(subject, EVENT_FULLNAME, event)
     assert data[0] == 0
     assert AvroCodec(codec.registry).decode(data, EVENT_FULLNAME) == event  # a fresh codec: id looked up
 
 
-def test_schema_id_is_registered_once_per_subject(stack: StackInfo, unique: Callable[[str], str]) -> None:
+def test_schema_id_is_looked_up_once_per_subject_and_nothing_is_registered(stack: StackInfo, subject: str) -> None:
     registry = CountingRegistry(stack.registry.address)
     codec = AvroCodec(registry)
-    subject = unique("cached") + "-value"
     first = codec.encode(subject, EVENT_FULLNAME, sample_event("login"))
     second = codec.encode(subject, EVENT_FULLNAME, sample_event("logout"))
-    assert registry.registrations == 1
+    assert registry.lookups == 1
     assert first[1:5] == second[1:5]
+    assert len(registry.versions(subject)) == 1
+
+
+def test_encoding_for_a_subject_never_registered_fails_and_the_registry_still_has_no_such_subject(
+    codec: AvroCodec, stack: StackInfo, unique: Callable[[str], str]
+) -> None:
+    subject = unique("never-registered") + "-value"
+    with pytest.raises(SchemaNotRegisteredError, match=r"run `omnichannel schemas register`") as caught:
+        codec.encode(subject, EVENT_FULLNAME, sample_event("login"))
+    assert caught.value.subject == subject
+    assert subject in str(caught.value)
+    assert subject not in ConfluentSchemaRegistry(stack.registry.address).subjects()
+
+
+def test_another_schema_under_a_registered_subject_is_refused_and_not_added_as_a_version(
+    codec: AvroCodec, stack: StackInfo, subject: str
+) -> None:
+    with pytest.raises(SchemaNotRegisteredError, match="has no version of this schema under"):
+        codec.schema_id(subject, "omnichannel.output.Cart")
+    assert len(ConfluentSchemaRegistry(stack.registry.address).versions(subject)) == 1
 
 
 def test_a_stock_confluent_deserializer_reads_what_the_project_wrote(
-    codec: AvroCodec, stack: StackInfo, unique: Callable[[str], str]
+    codec: AvroCodec, stack: StackInfo, unique: Callable[[str], str], register_schema: Callable[[str, str], int]
 ) -> None:
     topic = unique("channel.web.events")
+    register_schema(f"{topic}-value", EVENT_FULLNAME)
     event = sample_event("cart_line_added", channel="web")
     producer = Producer({"bootstrap.servers": stack.kafka.address, "acks": "all"})
     producer.produce(topic, key=b"customer:C-42", value=codec.encode(f"{topic}-value", EVENT_FULLNAME, event))
@@ -135,10 +163,8 @@ def test_undecodable_bytes_raise_a_typed_error_that_keeps_them(codec: AvroCodec,
     assert caught.value.raw == raw
 
 
-def test_a_truncated_body_raises_a_typed_error_that_keeps_the_bytes(
-    codec: AvroCodec, unique: Callable[[str], str]
-) -> None:
-    data = codec.encode(unique("trunc") + "-value", EVENT_FULLNAME, sample_event("order_placed"))
+def test_a_truncated_body_raises_a_typed_error_that_keeps_the_bytes(codec: AvroCodec, subject: str) -> None:
+    data = codec.encode(subject, EVENT_FULLNAME, sample_event("order_placed"))
     with pytest.raises(DecodeError, match="does not decode with schema id") as caught:
         codec.decode(data[:30])
     assert caught.value.raw == data[:30]

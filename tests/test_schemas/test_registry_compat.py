@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -77,3 +78,27 @@ def test_schemas_check_fails_when_the_contract_cannot_read_a_registered_version(
     broken = _cli_check(stack, namespace)
     assert broken.returncode == 1, broken.stdout
     assert _carts_subject(namespace) in broken.stderr and "registry v1" in broken.stderr
+
+
+@pytest.mark.parametrize("command", [["worker"], ["serve", "--port", "0"]], ids=["worker", "serve"])
+def test_a_producer_refuses_to_start_when_the_contract_is_not_registered(
+    stack: StackInfo, tmp_path: Path, command: list[str]
+) -> None:
+    namespace = f"unreg{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNICHANNEL_")}
+    env |= {
+        "KAFKA_BOOTSTRAP_SERVERS": stack.kafka.address,
+        "SCHEMA_REGISTRY_URL": stack.registry.address,
+        "REDIS_URL": stack.redis.address,
+        "OMNICHANNEL_NAMESPACE": namespace,
+        "OMNICHANNEL_PARTITIONS": "1",
+        "OMNICHANNEL_STATE_DIR": str(tmp_path),
+        "OMNICHANNEL_DEV": "1",
+    }
+    argv = [sys.executable, "-m", "omnichannel.cli", *command]
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 1, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "run `omnichannel schemas register`" in result.stderr and f"{namespace}." in result.stderr
+    registry = ConfluentSchemaRegistry(stack.registry.address)
+    assert not [s for s in registry.subjects() if s.startswith(f"{namespace}.")], "a producer registered a schema"

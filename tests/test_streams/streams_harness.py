@@ -20,13 +20,13 @@ import pytest
 import redis
 from confluent_kafka import Consumer, Producer
 
-from omnichannel.kafka_admin import ensure_topics
+from omnichannel.provision import provision
 from omnichannel.settings import Settings
 from schemas.codec import AvroCodec
 from schemas.loader import EVENT_FULLNAME
 from schemas.registry import ConfluentSchemaRegistry
 from schemas.samples import sample_event
-from schemas.topics import catalogue_for, channel_topic
+from schemas.topics import channel_topic
 
 
 @dataclass
@@ -167,7 +167,7 @@ def pipeline_factory(settings: Settings, tmp_path: Path) -> Iterator[Callable[..
             **(extra_env or {}),
         }
         assert scoped.kafka_bootstrap_servers is not None
-        ensure_topics(scoped.kafka_bootstrap_servers, catalogue_for(namespace), 2)
+        provision(scoped, partitions=2)  # topics and schemas, as deployed
         worker = Worker(env, tmp_path / f"{namespace}-worker.log")
         assert scoped.schema_registry_url and scoped.redis_url
         pipeline = Pipeline(

@@ -14,9 +14,12 @@ from schemas.samples import sample_event
 from streams.faust_codec import register_avro_codec
 
 
-def test_a_registered_codec_round_trips_confluent_framed_avro(stack: StackInfo, unique: Callable[[str], str]) -> None:
+def test_a_registered_codec_round_trips_confluent_framed_avro(
+    stack: StackInfo, unique: Callable[[str], str], register_schema: Callable[[str, str], int]
+) -> None:
     codec = AvroCodec(ConfluentSchemaRegistry(stack.registry.address))
     topic = unique("channel.web.events")
+    register_schema(f"{topic}-value", EVENT_FULLNAME)  # producers only look the id up
     name = register_avro_codec(codec, topic, EVENT_FULLNAME)
     event = sample_event("order_placed", channel="web")
 
