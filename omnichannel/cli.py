@@ -16,6 +16,7 @@ from omnichannel.lag.cli import lag
 from omnichannel.settings import Settings
 from omnichannel.stack import StackInfo, connect, resolve_stack, service_answers, stack_file, stop_service
 from omnichannel.stack.maven import kafka_classpath, registry_jar, require_java
+from omnichannel.stack.processes import is_alive
 from omnichannel.stack.redis_server import require_redis_server
 from omnichannel.stack.revive import revive_stack
 from schemas.evolution import check_released
@@ -48,9 +49,16 @@ def stack() -> None:
 
 
 @stack.command("up")
+@click.option(
+    "--brokers",
+    type=click.IntRange(1, 9),
+    default=1,
+    show_default=True,
+    help="Kafka brokers: more than one starts a local KRaft cluster (each node broker+controller).",
+)
 @click.pass_obj
 @friendly_errors
-def stack_up(settings: Settings) -> None:
+def stack_up(settings: Settings, brokers: int) -> None:
     """Start the stack, or bring back what is missing of a recorded one; safe to run at any time.
 
     Each service comes from its environment variable if set, else Docker if an engine answers,
@@ -58,9 +66,17 @@ def stack_up(settings: Settings) -> None:
     On a recorded stack, a service that answers is never stopped or replaced; a local one that died is
     started again on its previous port (when free) with its data: Kafka's log, Redis's append-only
     file, the registry's schema database.
+
+    --brokers 3: three Kafka nodes, one quorum; `topics create` then replicates each topic on three brokers with
+    min.insync.replicas=2. Flags only shape a new stack: a recorded one is kept as it is (stack down first).
     """
     saved = StackInfo.load(stack_file(settings))
     if saved is not None:
+        if brokers != max(1, len(saved.kafka.nodes)):
+            err.print(
+                f"A stack is recorded with {max(1, len(saved.kafka.nodes))} Kafka broker(s); it is kept as it is. "
+                "Run `omnichannel stack down` first to start another shape."
+            )
         revival = revive_stack(settings, saved, progress=progress)
         if not revival.restarted:
             out.print("The stack is already up:")
@@ -70,7 +86,7 @@ def stack_up(settings: Settings) -> None:
             out.print(f"Restarted {', '.join(revival.restarted)}{kept}. Addresses saved in {stack_file(settings)}:")
         _print_stack(revival.info)
         return
-    running = resolve_stack(settings, progress=progress, keep=True, use_stack_file=False)
+    running = resolve_stack(settings, progress=progress, keep=True, use_stack_file=False, brokers=brokers)
     running.info.save(stack_file(settings))
     out.print(f"Stack up. Addresses saved in {stack_file(settings)}:")
     _print_stack(running.info)
@@ -107,7 +123,8 @@ def stack_status(settings: Settings) -> None:
         out.print(f"No stack is recorded in {stack_file(settings)}. Start one with `omnichannel stack up`.")
         sys.exit(3)
     _print_stack(saved)
-    if not all(service_answers(s) for s in saved.services):
+    nodes_down = any(n.pid is not None and not is_alive(n.pid) for s in saved.services for n in s.nodes)
+    if nodes_down or not all(service_answers(s) for s in saved.services):
         sys.exit(2)
 
 
@@ -145,12 +162,15 @@ def topics_create(settings: Settings) -> None:
     """Create every catalogue topic that does not exist yet (safe to run again: existing ones are kept).
 
     Partition count: OMNICHANNEL_PARTITIONS (default 4). Compacted topics hold state; the rest age out.
+    Replication factor: min(3, brokers in the cluster); from 3 brokers up also min.insync.replicas=2, so a
+    write the producers acknowledge (acks=all) is on two brokers.
     """
     settings = connect(settings)
     assert settings.kafka_bootstrap_servers is not None
     specs = catalogue_for(settings.namespace)
     for report in ensure_topics(settings.kafka_bootstrap_servers, specs, settings.partitions):
-        out.print(f"{report.outcome:8} {report.name} ({report.partitions} partitions)", highlight=False)
+        where = f"{report.partitions} partitions, replication factor {report.replicas}"
+        out.print(f"{report.outcome:8} {report.name} ({where})", highlight=False)
 
 
 @cli.group()
@@ -398,6 +418,10 @@ def _print_stack(info: StackInfo) -> None:
     for service in info.services:
         state = "answers" if service_answers(service) else "DOES NOT ANSWER"
         out.print(f"  {service.describe()} [{state}]", highlight=False, soft_wrap=True)
+        for node in service.nodes:
+            running = "running" if node.pid is None or is_alive(node.pid) else "NOT RUNNING"
+            role = f" {node.role}" if node.role else ""
+            out.print(f"    node {node.address}{role} pid={node.pid}: {running}", highlight=False, soft_wrap=True)
 
 
 def _register_connectors() -> None:
