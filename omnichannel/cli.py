@@ -56,9 +56,14 @@ def stack() -> None:
     show_default=True,
     help="Kafka brokers: more than one starts a local KRaft cluster (each node broker+controller).",
 )
+@click.option(
+    "--redis-cluster",
+    is_flag=True,
+    help="A local Redis Cluster (3 masters + 3 replicas) instead of one redis-server; REDIS_URL redis+cluster://...",
+)
 @click.pass_obj
 @friendly_errors
-def stack_up(settings: Settings, brokers: int) -> None:
+def stack_up(settings: Settings, brokers: int, redis_cluster: bool) -> None:
     """Start the stack, or bring back what is missing of a recorded one; safe to run at any time.
 
     Each service comes from its environment variable if set, else Docker if an engine answers,
@@ -68,13 +73,17 @@ def stack_up(settings: Settings, brokers: int) -> None:
     file, the registry's schema database.
 
     --brokers 3: three Kafka nodes, one quorum; `topics create` then replicates each topic on three brokers with
-    min.insync.replicas=2. Flags only shape a new stack: a recorded one is kept as it is (stack down first).
+    min.insync.replicas=2. --redis-cluster: six redis-server nodes joined by `redis-cli --cluster create`, each
+    with its append-only file; the recorded address is redis+cluster://host:port,... Flags only shape a new
+    stack: a recorded one is kept as it is (stack down first).
     """
     saved = StackInfo.load(stack_file(settings))
     if saved is not None:
-        if brokers != max(1, len(saved.kafka.nodes)):
+        if brokers != max(1, len(saved.kafka.nodes)) or redis_cluster != bool(saved.redis.nodes):
+            redis_shape = "a Redis Cluster" if saved.redis.nodes else "one Redis"
+            shape = f"{max(1, len(saved.kafka.nodes))} Kafka broker(s) and {redis_shape}"
             err.print(
-                f"A stack is recorded with {max(1, len(saved.kafka.nodes))} Kafka broker(s); it is kept as it is. "
+                f"A stack is recorded with {shape}; it is kept as it is. "
                 "Run `omnichannel stack down` first to start another shape."
             )
         revival = revive_stack(settings, saved, progress=progress)
@@ -86,7 +95,9 @@ def stack_up(settings: Settings, brokers: int) -> None:
             out.print(f"Restarted {', '.join(revival.restarted)}{kept}. Addresses saved in {stack_file(settings)}:")
         _print_stack(revival.info)
         return
-    running = resolve_stack(settings, progress=progress, keep=True, use_stack_file=False, brokers=brokers)
+    running = resolve_stack(
+        settings, progress=progress, keep=True, use_stack_file=False, brokers=brokers, redis_cluster=redis_cluster
+    )
     running.info.save(stack_file(settings))
     out.print(f"Stack up. Addresses saved in {stack_file(settings)}:")
     _print_stack(running.info)
@@ -321,27 +332,26 @@ def erase(settings: Settings, customer_id: str, wait: bool, timeout: float) -> N
     import asyncio
     import time as clock
 
-    from redis.asyncio import Redis
-
     from connectors.publisher import publisher_for
+    from omnichannel.redis_clients import async_redis
     from streams.erasure import erasure_event, read_status, record_status
     from streams.keys import Keys
 
     settings = connect(settings)
     assert settings.redis_url is not None
-    keys = Keys(settings.namespace)
+    keys = Keys(settings.namespace, single_slot=settings.redis_cluster)
     event = erasure_event(customer_id)
     request_id = str(event["event_id"])
 
     async def status() -> dict[str, object] | None:
-        redis = Redis.from_url(settings.redis_url or "", decode_responses=True)
+        redis = async_redis(settings.redis_url or "", decode_responses=True)
         try:
             return await read_status(redis, keys, request_id)
         finally:
             await redis.aclose()
 
     async def accept() -> None:
-        redis = Redis.from_url(settings.redis_url or "", decode_responses=True)
+        redis = async_redis(settings.redis_url or "", decode_responses=True)
         try:
             await record_status(redis, keys, request_id, {"request_id": request_id, "status": "accepted"})
         finally:

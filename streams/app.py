@@ -34,6 +34,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from omnichannel.lag.processor_metrics import processor_metrics
+from omnichannel.redis_clients import async_redis
 from omnichannel.settings import KafkaSecurity, Settings
 from schemas.codec import AvroCodec
 from schemas.registry import ConfluentSchemaRegistry
@@ -47,7 +48,7 @@ from streams.journeys.processing import JourneyProcessor
 from streams.journeys.store import JourneyStore
 from streams.journeys.timer import FollowUpTimer
 from streams.kafka_sink import KafkaSink
-from streams.keys import Keys
+from streams.keys import SINGLE_SLOT_TAG, Keys
 from streams.processor import FoldStage
 from streams.records import Incoming
 
@@ -60,9 +61,13 @@ EXIT_INFRASTRUCTURE = 75
 
 
 def redis_client(url: str) -> Redis:
-    """An async Redis client with bounded retries (about 10 s in all) on connection errors."""
-    return Redis.from_url(
+    """The worker's async Redis client, with bounded retries (about 10 s in all) on connection errors.
+
+    On a Redis Cluster: a client on the master serving every key's one slot (:mod:`omnichannel.redis_clients`).
+    """
+    return async_redis(
         url,
+        slot_of=SINGLE_SLOT_TAG,
         decode_responses=True,
         socket_timeout=5,
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), 8),
@@ -134,7 +139,7 @@ def build_app(settings: Settings, config: ProcessorConfig, app_id: str | None = 
         ConfluentSchemaRegistry(settings.schema_registry_url, basic_auth=settings.schema_registry_basic_auth)
     )
     redis = redis_client(settings.redis_url)
-    keys = Keys(settings.namespace)
+    keys = Keys(settings.namespace, single_slot=settings.redis_cluster)
 
     sink = KafkaSink(settings)
     journey_store = JourneyStore(redis, keys)

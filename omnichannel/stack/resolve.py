@@ -24,6 +24,7 @@ from omnichannel.stack.kafka import kafka_answers, start_local_kafka
 from omnichannel.stack.kafka_cluster import start_local_kafka_cluster
 from omnichannel.stack.model import Progress, ServiceInfo, StackInfo, quiet
 from omnichannel.stack.processes import is_alive, stop
+from omnichannel.stack.redis_cluster import start_local_redis_cluster
 from omnichannel.stack.redis_server import redis_answers, redis_version, start_local_redis
 from omnichannel.stack.registry import registry_answers, registry_version, start_local_registry
 
@@ -133,10 +134,12 @@ def resolve_stack(
     keep: bool = False,
     use_stack_file: bool = True,
     brokers: int = 1,
+    redis_cluster: bool = False,
 ) -> Stack:
     """Find or start the three services; see the module docstring for the order.
 
-    ``brokers`` above one starts that many local KRaft nodes for a Kafka that is not found (never Docker).
+    ``brokers`` above one starts that many local KRaft nodes for a Kafka that is not found, and ``redis_cluster``
+    a local Redis Cluster (three masters, three replicas) for a Redis that is not found (never Docker).
 
     ``run_dir`` holds logs and data of local processes (default ``<state_dir>/run``). ``keep`` is for
     ``stack up``: containers must outlive this process. On any failure, whatever was started is stopped
@@ -153,6 +156,8 @@ def resolve_stack(
         missing = [n for n in ("kafka", "registry", "redis") if n not in found]
         if brokers > 1 and "kafka" in missing:  # Docker starts one broker: a cluster is local processes only
             missing.remove("kafka")
+        if redis_cluster and "redis" in missing:
+            missing.remove("redis")
         if missing and settings.docker == "auto" and docker_engine_answers():
             try:
                 progress("A Docker engine answers: starting the services with testcontainers...")
@@ -174,7 +179,11 @@ def resolve_stack(
                 else start_local_kafka(settings.cache_dir, run_dir, progress)
             ),
             "registry": lambda: start_local_registry(settings.cache_dir, run_dir, progress),
-            "redis": lambda: start_local_redis(run_dir, settings.install_missing, progress),
+            "redis": lambda: (
+                start_local_redis_cluster(run_dir, settings.install_missing, progress)
+                if redis_cluster
+                else start_local_redis(run_dir, settings.install_missing, progress)
+            ),
         }
         for name in ("kafka", "registry", "redis"):
             if name not in found:

@@ -18,6 +18,7 @@ from omnichannel.stack.kafka import start_local_kafka
 from omnichannel.stack.kafka_cluster import restart_kafka_node
 from omnichannel.stack.model import Progress, ServiceInfo, StackInfo, quiet
 from omnichannel.stack.processes import is_alive
+from omnichannel.stack.redis_cluster import restart_redis_node
 from omnichannel.stack.redis_server import start_local_redis
 from omnichannel.stack.registry import start_local_registry
 from omnichannel.stack.resolve import service_answers, stop_service
@@ -95,7 +96,7 @@ def revive_nodes(settings: Settings, info: ServiceInfo, progress: Progress = qui
         elif info.name == "kafka":
             nodes.append(restart_kafka_node(settings.cache_dir, node, progress))
         else:
-            raise ServiceUnavailableError(f"{info.name} node {node.address} is down; restart it by hand.")
+            nodes.append(restart_redis_node(node, settings.install_missing, progress))
     return replace(info, nodes=tuple(nodes))
 
 
