@@ -94,6 +94,21 @@ def _fatal(stage: str, exc: BaseException) -> None:
     os._exit(EXIT_INFRASTRUCTURE)  # not sys.exit: Faust would commit the batch's offsets on shutdown
 
 
+#: How long a batch waits for its Redis Cluster replica to confirm the writes before its offsets may be committed.
+_REPLICA_WAIT_MS = 2000
+
+
+async def _replicated(redis: Redis) -> None:
+    """Wait until the master's replica has the batch's writes (``WAIT 1``): a failover then keeps them.
+
+    Redis replicates asynchronously, so a master killed right after EXEC can take acknowledged writes with it;
+    once the Kafka offsets are committed nothing would replay them. With no replica answering (it is down, so no
+    failover can happen either) the batch goes on after the wait, said once per batch in the log.
+    """
+    if await redis.wait(1, _REPLICA_WAIT_MS) < 1:
+        log.warning("no Redis replica confirmed the batch's writes", extra={"waited_ms": _REPLICA_WAIT_MS})
+
+
 def faust_credentials(security: KafkaSecurity) -> Any:
     """The Faust/aiokafka form of the Kafka security settings (None for PLAINTEXT)."""
     if security.protocol == "PLAINTEXT":
@@ -172,6 +187,8 @@ def build_app(settings: Settings, config: ProcessorConfig, app_id: str | None = 
         async for events in stream.take_events(config.batch_max, within=config.batch_within_s):
             try:
                 await stage.process([_incoming(e) for e in events], sink)
+                if settings.redis_cluster:  # before the batch's offsets can be committed (the next iteration)
+                    await _replicated(redis)
             except Exception as exc:  # Redis/Kafka down after retries, or a bug: stop, never skip records
                 _fatal("fold", exc)
 

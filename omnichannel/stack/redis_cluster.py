@@ -112,7 +112,11 @@ def start_local_redis_cluster(
         )
         if create.returncode != 0:
             raise ServiceStartError(f"`redis-cli --cluster create` failed: {(create.stdout + create.stderr)[-1500:]}")
-        wait_until(lambda: all(_cluster_ok(p) for p in ports), what="the Redis Cluster to serve every slot", timeout=60)
+        wait_until(
+            lambda: all(_cluster_ok(p) for p in ports) and _replicas_joined(ports, masters * replicas),
+            what="the Redis Cluster to serve every slot with its replicas",
+            timeout=60,
+        )
     except BaseException:
         for proc in procs:
             stop(proc.pid)
@@ -136,6 +140,13 @@ def _cluster_ok(port: int) -> bool:
         return False
     finally:
         client.close()
+
+
+def _replicas_joined(ports: list[int], replicas: int) -> bool:
+    try:
+        return sum(1 for role in cluster_roles(ports[0]).values() if role == "replica") == replicas
+    except redis.RedisError:
+        return False
 
 
 def cluster_roles(port: int) -> dict[int, str]:

@@ -26,6 +26,7 @@ from omnichannel.kafka_admin import ensure_topics
 from omnichannel.settings import Settings
 from omnichannel.stack.processes import free_port, stop
 from schemas.topics import catalogue_for
+from streams.keys import Keys
 
 #: Development key of the web channel (the API runs with OMNICHANNEL_DEV=1).
 WEB = {"X-Api-Key": "dev-web"}
@@ -66,8 +67,9 @@ class Backbone:
     customers: list[str]
     procs: dict[str, subprocess.Popen[bytes]]
 
-    def log(self, name: str) -> str:
-        return (self.state / f"{name}.log").read_text(errors="replace")[-3000:]
+    def log(self, name: str, tail: int | None = 3000) -> str:
+        text = (self.state / f"{name}.log").read_text(errors="replace")
+        return text[-tail:] if tail else text
 
     def send(self, count: int, rate_per_s: float, sent: Sent, stop_early: threading.Event | None = None) -> None:
         """Post ``count`` events at about ``rate_per_s``, one unique product each, recording every answer."""
@@ -93,10 +95,10 @@ class Backbone:
 
     def applied(self, client: redis.Redis | redis.RedisCluster) -> dict[str, int]:
         """Product id -> quantity over every customer's cart in Redis."""
-        prefix = f"{self.namespace}:"
+        keys = Keys(self.namespace, single_slot=self.settings.redis_cluster)
         found: dict[str, int] = {}
         for customer in self.customers:
-            raw: Any = client.get(f"{prefix}cart:{{customer:{customer}}}")
+            raw: Any = client.get(keys.cart(f"customer:{customer}"))
             for line in json.loads(raw)["lines"] if raw else []:
                 found[line["product_id"]] = found.get(line["product_id"], 0) + int(line["quantity"])
         return found
