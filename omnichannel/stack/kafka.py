@@ -72,7 +72,7 @@ def _every_server_refuses(bootstrap: str) -> bool:
     return True
 
 
-def _server_properties(
+def server_properties(
     data_dir: Path, port: int, controller_port: int, *, node_id: int = 1, voters: str | None = None, replicas: int = 1
 ) -> str:
     """One node's configuration: a combined broker+controller; ``voters`` lists the whole quorum of a cluster."""
@@ -162,7 +162,7 @@ def start_local_kafka(cache_dir: Path, run_dir: Path, progress: Progress, *, por
     last_error = ""
     for attempt in range(3):  # a port picked free can be taken before the broker binds it
         broker_port, controller_port = pick_port(port, attempt), pick_port(previous_controller, attempt)
-        config.write_text(_server_properties(data_dir, broker_port, controller_port))
+        config.write_text(server_properties(data_dir, broker_port, controller_port))
         if not (data_dir / "meta.properties").exists():
             format_storage(java, classpath, home, config, new_cluster_id())
         progress(f"Starting Apache Kafka {KAFKA_VERSION} (KRaft) on 127.0.0.1:{broker_port}...")

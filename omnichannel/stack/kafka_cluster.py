@@ -19,12 +19,12 @@ from omnichannel.errors import ServiceStartError
 from omnichannel.settings import KAFKA_VERSION
 from omnichannel.stack.kafka import (
     START_TIMEOUT_S,
-    _server_properties,
     broker_ready,
     format_storage,
     kafka_answers,
     new_cluster_id,
     read_log,
+    server_properties,
     spawn_broker,
 )
 from omnichannel.stack.maven import kafka_classpath, require_java
@@ -59,7 +59,7 @@ def start_local_kafka_cluster(cache_dir: Path, run_dir: Path, progress: Progress
             config = home / "server.properties"
             replicas = min(MAX_REPLICAS, brokers)
             data = home / "data"
-            properties = _server_properties(data, port, controller, node_id=n, voters=voters, replicas=replicas)
+            properties = server_properties(data, port, controller, node_id=n, voters=voters, replicas=replicas)
             config.write_text(properties)
             format_storage(java, classpath, home, config, cluster_id)
         progress(
