@@ -1,5 +1,5 @@
-"""Redis key layout. Everything about one customer (or anonymous profile) shares one hash tag, so the
-atomic per-key update works on Redis Cluster; the identity index has a hash tag of its own.
+"""Redis key layout. Everything about one customer (or anonymous profile) shares one hash tag; the identity index
+has a hash tag of its own (on one Redis; see the end for a Redis Cluster).
 
 | key | type | holds |
 |---|---|---|
@@ -28,8 +28,9 @@ atomic per-key update works on Redis Cluster; the identity index has a hash tag 
 | ``<ns>stock:{<store>}`` | hash | product id -> JSON ``{available, sequence, at_ms}`` in one store |
 
 The identity index and the cluster logs live in one hash slot (``{idg}``) so a batch's commit is one
-MULTI/EXEC; on Redis Cluster that slot's node carries them all (a known limit: shard by cluster once a
-deployment needs it).
+MULTI/EXEC. That commit also writes carts, records and meta, so on a Redis Cluster (``Keys(single_slot=True)``)
+every key gets the ``{idg}`` tag before its own (``cart:{idg}:customer:C-1``) and one master carries the whole
+state: failover, not scale (measured in docs/reliability.md; sharding would need a commit per cluster).
 The journey schedule is one sorted set per namespace (one hash tag) so a claim is one atomic script; the
 matrix, typology and segment sets are read together, hence one tag each; stock has one hash per store.
 """

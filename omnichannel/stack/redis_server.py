@@ -34,7 +34,10 @@ def redis_version(url: str) -> str:
     """The server's ``redis_version`` from INFO, or ``unknown``."""
     client = sync_redis(url, socket_timeout=2.0)
     try:
-        return str(client.info("server").get("redis_version", "unknown"))
+        info = client.info("server")
+        if "redis_version" not in info and info:  # a cluster client answers per node: {"host:port": {...}}
+            info = next(iter(info.values()))
+        return str(info.get("redis_version", "unknown"))
     except redis.RedisError:
         return "unknown"
     finally:
