@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -171,8 +172,11 @@ def restart_redis_node(node: NodeInfo, install_missing: bool, progress: Progress
     """
     home = Path(node.log_file).parent
     port = int(node.address.rsplit(":", 1)[1])
-    if not port_is_free(port):
-        raise ServiceStartError(f"port {port} of the Redis node in {home} is taken; free it and retry.")
+    deadline = time.monotonic() + 15  # a node killed a moment ago can hold its port briefly
+    while not (port_is_free(port) and port_is_free(port + _BUS_OFFSET)):
+        if time.monotonic() > deadline:
+            raise ServiceStartError(f"port {port} of the Redis node in {home} stays taken; free it and retry.")
+        time.sleep(0.25)
     progress(f"Redis node on {node.address} does not run: restarting it on the same port...")
     proc = spawn(_node_argv(require_redis_server(install_missing, progress), port, home), Path(node.log_file))
     url = f"redis://{node.address}/0"
