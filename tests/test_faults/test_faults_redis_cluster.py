@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 from faults_harness import Backbone, Sent, count, wait_applied
 
@@ -74,3 +75,9 @@ def test_a_redis_master_killed_mid_traffic_fails_over_and_loses_and_doubles_noth
     assert figures["lost"] == 0, backbone.log("worker")
     assert figures["doubled"] == 0
     assert backbone.procs["worker"].poll() is None, "the supervised worker is still running"
+
+    # The read API (a cluster client) serves the same carts from the promoted master.
+    answer = httpx.get(f"{backbone.base_url}/v1/customers/C-0/cart", headers={"X-Api-Key": "dev-read"}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    mine = {p for n, p in enumerate(sorted(sent.outcomes)) if n % len(backbone.customers) == 0}
+    assert {line["product_id"] for line in answer.json()["cart"]["lines"]} == mine
