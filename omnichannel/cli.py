@@ -52,9 +52,8 @@ def stack() -> None:
 @click.option(
     "--brokers",
     type=click.IntRange(1, 9),
-    default=1,
-    show_default=True,
-    help="Kafka brokers: more than one starts a local KRaft cluster (each node broker+controller).",
+    default=None,
+    help="Kafka brokers (default 1): more than one starts a local KRaft cluster (each node broker+controller).",
 )
 @click.option(
     "--redis-cluster",
@@ -63,7 +62,7 @@ def stack() -> None:
 )
 @click.pass_obj
 @friendly_errors
-def stack_up(settings: Settings, brokers: int, redis_cluster: bool) -> None:
+def stack_up(settings: Settings, brokers: int | None, redis_cluster: bool) -> None:
     """Start the stack, or bring back what is missing of a recorded one; safe to run at any time.
 
     Each service comes from its environment variable if set, else Docker if an engine answers,
@@ -79,7 +78,10 @@ def stack_up(settings: Settings, brokers: int, redis_cluster: bool) -> None:
     """
     saved = StackInfo.load(stack_file(settings))
     if saved is not None:
-        if brokers != max(1, len(saved.kafka.nodes)) or redis_cluster != bool(saved.redis.nodes):
+        # Only a shape asked for and not the recorded one is worth a word (no flag: whatever is recorded).
+        if (brokers is not None and brokers != max(1, len(saved.kafka.nodes))) or (
+            redis_cluster and not saved.redis.nodes
+        ):
             redis_shape = "a Redis Cluster" if saved.redis.nodes else "one Redis"
             shape = f"{max(1, len(saved.kafka.nodes))} Kafka broker(s) and {redis_shape}"
             err.print(
@@ -96,7 +98,7 @@ def stack_up(settings: Settings, brokers: int, redis_cluster: bool) -> None:
         _print_stack(revival.info)
         return
     running = resolve_stack(
-        settings, progress=progress, keep=True, use_stack_file=False, brokers=brokers, redis_cluster=redis_cluster
+        settings, progress=progress, keep=True, use_stack_file=False, brokers=brokers or 1, redis_cluster=redis_cluster
     )
     running.info.save(stack_file(settings))
     out.print(f"Stack up. Addresses saved in {stack_file(settings)}:")

@@ -18,7 +18,7 @@ from omnichannel.stack.kafka import start_local_kafka
 from omnichannel.stack.kafka_cluster import restart_kafka_node
 from omnichannel.stack.model import Progress, ServiceInfo, StackInfo, quiet
 from omnichannel.stack.processes import is_alive
-from omnichannel.stack.redis_cluster import restart_redis_node
+from omnichannel.stack.redis_cluster import cluster_roles, restart_redis_node
 from omnichannel.stack.redis_server import start_local_redis
 from omnichannel.stack.registry import start_local_registry
 from omnichannel.stack.resolve import service_answers, stop_service
@@ -55,7 +55,7 @@ def revive_stack(
             if info.nodes and info.resolved_by == "local":
                 revived = revive_nodes(settings, info, progress)
                 services[info.name] = revived
-                (restarted.append(revived) if revived != info else kept.append(info.name))
+                (restarted.append(revived) if revived.pids != info.pids else kept.append(info.name))
                 continue
             if service_answers(info) or _settles(info, settle_s):
                 services[info.name] = info
@@ -97,6 +97,9 @@ def revive_nodes(settings: Settings, info: ServiceInfo, progress: Progress = qui
             nodes.append(restart_kafka_node(settings.cache_dir, node, progress))
         else:
             nodes.append(restart_redis_node(node, settings.install_missing, progress))
+    if info.name == "redis":  # a failover swapped roles: record them as the cluster sees them now
+        roles = cluster_roles(int(nodes[0].address.rsplit(":", 1)[1]))
+        nodes = [replace(n, role=roles.get(int(n.address.rsplit(":", 1)[1]), n.role)) for n in nodes]
     return replace(info, nodes=tuple(nodes))
 
 
