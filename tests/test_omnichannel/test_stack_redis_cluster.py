@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,6 +85,9 @@ def test_a_killed_node_is_revived_on_its_port_and_rejoins(cluster: ServiceInfo) 
     [replica] = [n for n in cluster.nodes if n.role == "replica" and n.address != f"{master[0]}:{master[1]}"][:1]
     assert replica.pid is not None
     os.kill(replica.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10  # SIGKILL is delivered asynchronously: `stack up` comes after it took effect
+    while is_alive(replica.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
     revived = revive_nodes(Settings.from_env(), cluster)
     [back] = [n for n in revived.nodes if n.address == replica.address]
     assert back.pid != replica.pid and back.pid is not None and is_alive(back.pid)
