@@ -33,7 +33,7 @@ def admin_router(
 ) -> APIRouter:
     """``processor`` must be the workers' configuration: the unlinked cluster is folded with their rules."""
     router = APIRouter(tags=["admin"])
-    keys = Keys(settings.namespace)
+    keys = Keys(settings.namespace, single_slot=settings.redis_cluster)
 
     @router.post(
         "/v1/customers/{customer_id}/erasure",

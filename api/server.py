@@ -9,10 +9,10 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry  # the asyncio Retry: a Redis Cluster client awaits it
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 from starlette.staticfiles import StaticFiles
 
 from api.admin import admin_router
@@ -28,6 +28,7 @@ from connectors.config import DEV_READ_KEY, CollectorConfig, dev_key
 from connectors.http import json_response, problem_body
 from connectors.publisher import Publisher
 from omnichannel.logs import kv
+from omnichannel.redis_clients import async_redis
 from omnichannel.settings import Settings
 from streams.config import ProcessorConfig
 from streams.journeys.store import JourneyStore
@@ -53,7 +54,7 @@ def read_redis_client(url: str) -> Redis:
 
     The stream workers retry for longer (their writes must land); a reader would rather retry later.
     """
-    return Redis.from_url(
+    return async_redis(
         url,
         decode_responses=True,
         socket_timeout=2,
@@ -74,7 +75,7 @@ def create_server(
     app = create_app(config, publisher, components=read_components())
     app.title = "Omnichannel backbone API"
     app.description = (app.description or "") + _READ_DESCRIPTION
-    redis, keys = read_redis_client(settings.redis_url), Keys(settings.namespace)
+    redis, keys = read_redis_client(settings.redis_url), Keys(settings.namespace, single_slot=settings.redis_cluster)
     keyring = KeyRing(config.keys, config.read_keys, config.admin_keys)
     store = ReadStore(redis, keys)
     app.include_router(reads_router(store, keyring))

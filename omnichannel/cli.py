@@ -16,6 +16,7 @@ from omnichannel.lag.cli import lag
 from omnichannel.settings import Settings
 from omnichannel.stack import StackInfo, connect, resolve_stack, service_answers, stack_file, stop_service
 from omnichannel.stack.maven import kafka_classpath, registry_jar, require_java
+from omnichannel.stack.processes import is_alive
 from omnichannel.stack.redis_server import require_redis_server
 from omnichannel.stack.revive import revive_stack
 from schemas.evolution import check_released
@@ -48,9 +49,20 @@ def stack() -> None:
 
 
 @stack.command("up")
+@click.option(
+    "--brokers",
+    type=click.IntRange(1, 9),
+    default=None,
+    help="Kafka brokers (default 1): more than one starts a local KRaft cluster (each node broker+controller).",
+)
+@click.option(
+    "--redis-cluster",
+    is_flag=True,
+    help="A local Redis Cluster (3 masters + 3 replicas) instead of one redis-server; REDIS_URL redis+cluster://...",
+)
 @click.pass_obj
 @friendly_errors
-def stack_up(settings: Settings) -> None:
+def stack_up(settings: Settings, brokers: int | None, redis_cluster: bool) -> None:
     """Start the stack, or bring back what is missing of a recorded one; safe to run at any time.
 
     Each service comes from its environment variable if set, else Docker if an engine answers,
@@ -58,9 +70,24 @@ def stack_up(settings: Settings) -> None:
     On a recorded stack, a service that answers is never stopped or replaced; a local one that died is
     started again on its previous port (when free) with its data: Kafka's log, Redis's append-only
     file, the registry's schema database.
+
+    --brokers 3: three Kafka nodes, one quorum; `topics create` then replicates each topic on three brokers with
+    min.insync.replicas=2. --redis-cluster: six redis-server nodes joined by `redis-cli --cluster create`, each
+    with its append-only file; the recorded address is redis+cluster://host:port,... Flags only shape a new
+    stack: a recorded one is kept as it is (stack down first).
     """
     saved = StackInfo.load(stack_file(settings))
     if saved is not None:
+        # Only a shape asked for and not the recorded one is worth a word (no flag: whatever is recorded).
+        if (brokers is not None and brokers != max(1, len(saved.kafka.nodes))) or (
+            redis_cluster and not saved.redis.nodes
+        ):
+            redis_shape = "a Redis Cluster" if saved.redis.nodes else "one Redis"
+            shape = f"{max(1, len(saved.kafka.nodes))} Kafka broker(s) and {redis_shape}"
+            err.print(
+                f"A stack is recorded with {shape}; it is kept as it is. "
+                "Run `omnichannel stack down` first to start another shape."
+            )
         revival = revive_stack(settings, saved, progress=progress)
         if not revival.restarted:
             out.print("The stack is already up:")
@@ -70,7 +97,9 @@ def stack_up(settings: Settings) -> None:
             out.print(f"Restarted {', '.join(revival.restarted)}{kept}. Addresses saved in {stack_file(settings)}:")
         _print_stack(revival.info)
         return
-    running = resolve_stack(settings, progress=progress, keep=True, use_stack_file=False)
+    running = resolve_stack(
+        settings, progress=progress, keep=True, use_stack_file=False, brokers=brokers or 1, redis_cluster=redis_cluster
+    )
     running.info.save(stack_file(settings))
     out.print(f"Stack up. Addresses saved in {stack_file(settings)}:")
     _print_stack(running.info)
@@ -107,7 +136,8 @@ def stack_status(settings: Settings) -> None:
         out.print(f"No stack is recorded in {stack_file(settings)}. Start one with `omnichannel stack up`.")
         sys.exit(3)
     _print_stack(saved)
-    if not all(service_answers(s) for s in saved.services):
+    nodes_down = any(n.pid is not None and not is_alive(n.pid) for s in saved.services for n in s.nodes)
+    if nodes_down or not all(service_answers(s) for s in saved.services):
         sys.exit(2)
 
 
@@ -145,13 +175,16 @@ def topics_create(settings: Settings) -> None:
     """Create every catalogue topic that does not exist yet (safe to run again: existing ones are kept).
 
     Partition count: OMNICHANNEL_PARTITIONS (default 4). Compacted topics hold state; the rest age out.
+    Replication factor: min(3, brokers in the cluster); from 3 brokers up also min.insync.replicas=2, so a
+    write the producers acknowledge (acks=all) is on two brokers.
     """
     settings = connect(settings)
     assert settings.kafka_bootstrap_servers is not None
     specs = catalogue_for(settings.namespace)
     security = settings.kafka_security.confluent_config()
     for report in ensure_topics(settings.kafka_bootstrap_servers, specs, settings.partitions, security=security):
-        out.print(f"{report.outcome:8} {report.name} ({report.partitions} partitions)", highlight=False)
+        where = f"{report.partitions} partitions, replication factor {report.replicas}"
+        out.print(f"{report.outcome:8} {report.name} ({where})", highlight=False)
 
 
 @cli.group()
@@ -314,27 +347,26 @@ def erase(settings: Settings, customer_id: str, wait: bool, timeout: float) -> N
     import asyncio
     import time as clock
 
-    from redis.asyncio import Redis
-
     from connectors.publisher import publisher_for
+    from omnichannel.redis_clients import async_redis
     from streams.erasure import erasure_event, read_status, record_status
     from streams.keys import Keys
 
     settings = connect(settings)
     assert settings.redis_url is not None
-    keys = Keys(settings.namespace)
+    keys = Keys(settings.namespace, single_slot=settings.redis_cluster)
     event = erasure_event(customer_id)
     request_id = str(event["event_id"])
 
     async def status() -> dict[str, object] | None:
-        redis = Redis.from_url(settings.redis_url or "", decode_responses=True)
+        redis = async_redis(settings.redis_url or "", decode_responses=True)
         try:
             return await read_status(redis, keys, request_id)
         finally:
             await redis.aclose()
 
     async def accept() -> None:
-        redis = Redis.from_url(settings.redis_url or "", decode_responses=True)
+        redis = async_redis(settings.redis_url or "", decode_responses=True)
         try:
             await record_status(redis, keys, request_id, {"request_id": request_id, "status": "accepted"})
         finally:
@@ -411,6 +443,10 @@ def _print_stack(info: StackInfo) -> None:
     for service in info.services:
         state = "answers" if service_answers(service) else "DOES NOT ANSWER"
         out.print(f"  {service.describe()} [{state}]", highlight=False, soft_wrap=True)
+        for node in service.nodes:
+            running = "running" if node.pid is None or is_alive(node.pid) else "NOT RUNNING"
+            role = f" {node.role}" if node.role else ""
+            out.print(f"    node {node.address}{role} pid={node.pid}: {running}", highlight=False, soft_wrap=True)
 
 
 def _register_connectors() -> None:

@@ -14,41 +14,64 @@ from omnichannel.errors import KafkaAuthenticationError, ServiceUnavailableError
 from omnichannel.kafka_logging import librdkafka_logger
 from schemas.topics import TopicSpec
 
-__all__ = ["TopicReport", "ensure_topics"]
+__all__ = ["MAX_REPLICATION_FACTOR", "MIN_INSYNC_REPLICAS", "TopicReport", "ensure_topics", "replication_for"]
 
 
 @dataclass(frozen=True)
 class TopicReport:
-    """What happened to one topic: ``created`` or ``exists`` (with its partition count)."""
+    """What happened to one topic: ``created`` or ``exists`` (with its partition count and replication factor)."""
 
     name: str
     outcome: str
     partitions: int
+    replicas: int = 1
+
+
+#: Replicas per partition on a cluster: three survive the loss of one broker with two still in sync.
+MAX_REPLICATION_FACTOR = 3
+#: With three replicas an ``acks=all`` write needs two in sync: one broker may die, no acknowledged write is lost.
+MIN_INSYNC_REPLICAS = 2
+
+
+def replication_for(brokers: int) -> tuple[int, dict[str, str]]:
+    """Replication factor ``min(3, brokers)`` and the topic settings that go with it.
+
+    From three brokers up a topic also gets ``min.insync.replicas=2``: the producers' ``acks=all`` then waits for
+    two copies, so a write acknowledged before a broker dies is still on another one.
+    """
+    factor = max(1, min(MAX_REPLICATION_FACTOR, brokers))
+    extra = {"min.insync.replicas": str(MIN_INSYNC_REPLICAS)} if factor >= MAX_REPLICATION_FACTOR else {}
+    return factor, extra
 
 
 def ensure_topics(
     bootstrap: str,
     specs: Iterable[TopicSpec],
     default_partitions: int,
-    replication_factor: int = 1,
+    replication_factor: int | None = None,
     timeout: float = 30.0,
     *,
     security: Mapping[str, str] | None = None,
 ) -> list[TopicReport]:
     """Create the topics that do not exist yet; existing ones are left as they are and reported.
 
-    Running it again changes nothing, so deployments can call it on every start. ``security``: the
-    librdkafka ``security.protocol``/``sasl.*``/``ssl.*`` properties (:meth:`KafkaSecurity.confluent_config`).
+    Running it again changes nothing, so deployments can call it on every start. ``replication_factor`` defaults
+    to :func:`replication_for` the number of brokers the cluster has now. ``security``: the librdkafka
+    ``security.protocol``/``sasl.*``/``ssl.*`` properties (:meth:`KafkaSecurity.confluent_config`).
     """
     errors: list[KafkaError] = []
     config: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": librdkafka_logger(bootstrap)}
     config |= dict(security or {}) | {"error_cb": errors.append}
     admin = AdminClient(config)
-    existing = _metadata(admin, bootstrap, timeout, errors, dict(security or {})).topics
+    metadata = _metadata(admin, bootstrap, timeout, errors, dict(security or {}))
+    existing = metadata.topics
+    factor, extra = replication_for(len(metadata.brokers))
+    if replication_factor is not None:
+        factor, extra = replication_factor, replication_for(replication_factor)[1]
     reports: list[TopicReport] = []
     wanted = list(specs)
     new = [
-        NewTopic(s.name, s.partitions or default_partitions, replication_factor, config=s.config())
+        NewTopic(s.name, s.partitions or default_partitions, factor, config=s.config() | extra)
         for s in wanted
         if s.name not in existing
     ]
@@ -57,13 +80,14 @@ def ensure_topics(
         if spec.name in futures:
             try:
                 futures[spec.name].result(timeout=timeout)
-                reports.append(TopicReport(spec.name, "created", spec.partitions or default_partitions))
+                reports.append(TopicReport(spec.name, "created", spec.partitions or default_partitions, factor))
                 continue
             except KafkaException as exc:
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:  # a concurrent creator won the race
                     raise ServiceUnavailableError(f"creating topic {spec.name} failed: {exc}") from exc
-        partitions = len(admin.list_topics(spec.name, timeout=timeout).topics[spec.name].partitions)
-        reports.append(TopicReport(spec.name, "exists", partitions))
+        partitions = admin.list_topics(spec.name, timeout=timeout).topics[spec.name].partitions
+        replicas = max((len(p.replicas) for p in partitions.values()), default=0)
+        reports.append(TopicReport(spec.name, "exists", len(partitions), replicas))
     return reports
 
 

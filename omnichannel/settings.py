@@ -107,6 +107,11 @@ class Settings:
         """The real name of catalogue topic ``name`` in this deployment's namespace."""
         return f"{self.namespace}.{name}" if self.namespace else name
 
+    @property
+    def redis_cluster(self) -> bool:
+        """True when ``redis_url`` names a Redis Cluster (``redis+cluster://``: :mod:`omnichannel.redis_clients`)."""
+        return (self.redis_url or "").split("://", 1)[0] in ("redis+cluster", "rediss+cluster")
+
     def with_addresses(self, kafka: str, registry: str, redis: str) -> Settings:
         """A copy pointing at a resolved stack."""
         return replace(self, kafka_bootstrap_servers=kafka, schema_registry_url=registry, redis_url=redis)

@@ -34,6 +34,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from omnichannel.lag.processor_metrics import processor_metrics
+from omnichannel.redis_clients import async_redis
 from omnichannel.settings import KafkaSecurity, Settings
 from schemas.codec import AvroCodec
 from schemas.registry import ConfluentSchemaRegistry
@@ -47,7 +48,7 @@ from streams.journeys.processing import JourneyProcessor
 from streams.journeys.store import JourneyStore
 from streams.journeys.timer import FollowUpTimer
 from streams.kafka_sink import KafkaSink
-from streams.keys import Keys
+from streams.keys import SINGLE_SLOT_TAG, Keys
 from streams.processor import FoldStage
 from streams.records import Incoming
 
@@ -60,9 +61,13 @@ EXIT_INFRASTRUCTURE = 75
 
 
 def redis_client(url: str) -> Redis:
-    """An async Redis client with bounded retries (about 10 s in all) on connection errors."""
-    return Redis.from_url(
+    """The worker's async Redis client, with bounded retries (about 10 s in all) on connection errors.
+
+    On a Redis Cluster: a client on the master serving every key's one slot (:mod:`omnichannel.redis_clients`).
+    """
+    return async_redis(
         url,
+        slot_of=SINGLE_SLOT_TAG,
         decode_responses=True,
         socket_timeout=5,
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), 8),
@@ -87,6 +92,21 @@ def _fatal(stage: str, exc: BaseException) -> None:
     )
     sys.stderr.flush()
     os._exit(EXIT_INFRASTRUCTURE)  # not sys.exit: Faust would commit the batch's offsets on shutdown
+
+
+#: How long a batch waits for its Redis Cluster replica to confirm the writes before its offsets may be committed.
+_REPLICA_WAIT_MS = 2000
+
+
+async def _replicated(redis: Redis) -> None:
+    """Wait until the master's replica has the batch's writes (``WAIT 1``): a failover then keeps them.
+
+    Redis replicates asynchronously, so a master killed right after EXEC can take acknowledged writes with it;
+    once the Kafka offsets are committed nothing would replay them. With no replica answering (it is down, so no
+    failover can happen either) the batch goes on after the wait, said once per batch in the log.
+    """
+    if await redis.wait(1, _REPLICA_WAIT_MS) < 1:
+        log.warning("no Redis replica confirmed the batch's writes", extra={"waited_ms": _REPLICA_WAIT_MS})
 
 
 def faust_credentials(security: KafkaSecurity) -> Any:
@@ -134,7 +154,7 @@ def build_app(settings: Settings, config: ProcessorConfig, app_id: str | None = 
         ConfluentSchemaRegistry(settings.schema_registry_url, basic_auth=settings.schema_registry_basic_auth)
     )
     redis = redis_client(settings.redis_url)
-    keys = Keys(settings.namespace)
+    keys = Keys(settings.namespace, single_slot=settings.redis_cluster)
 
     sink = KafkaSink(settings)
     journey_store = JourneyStore(redis, keys)
@@ -167,6 +187,8 @@ def build_app(settings: Settings, config: ProcessorConfig, app_id: str | None = 
         async for events in stream.take_events(config.batch_max, within=config.batch_within_s):
             try:
                 await stage.process([_incoming(e) for e in events], sink)
+                if settings.redis_cluster:  # before the batch's offsets can be committed (the next iteration)
+                    await _replicated(redis)
             except Exception as exc:  # Redis/Kafka down after retries, or a bug: stop, never skip records
                 _fatal("fold", exc)
 

@@ -1,5 +1,5 @@
-"""Redis key layout. Everything about one customer (or anonymous profile) shares one hash tag, so the
-atomic per-key update works on Redis Cluster; the identity index has a hash tag of its own.
+"""Redis key layout. Everything about one customer (or anonymous profile) shares one hash tag; the identity index
+has a hash tag of its own (on one Redis; see the end for a Redis Cluster).
 
 | key | type | holds |
 |---|---|---|
@@ -28,8 +28,9 @@ atomic per-key update works on Redis Cluster; the identity index has a hash tag 
 | ``<ns>stock:{<store>}`` | hash | product id -> JSON ``{available, sequence, at_ms}`` in one store |
 
 The identity index and the cluster logs live in one hash slot (``{idg}``) so a batch's commit is one
-MULTI/EXEC; on Redis Cluster that slot's node carries them all (a known limit: shard by cluster once a
-deployment needs it).
+MULTI/EXEC. That commit also writes carts, records and meta, so on a Redis Cluster (``Keys(single_slot=True)``)
+every key gets the ``{idg}`` tag before its own (``cart:{idg}:customer:C-1``) and one master carries the whole
+state: failover, not scale (measured in docs/reliability.md; sharding would need a commit per cluster).
 The journey schedule is one sorted set per namespace (one hash tag) so a claim is one atomic script; the
 matrix, typology and segment sets are read together, hence one tag each; stock has one hash per store.
 """
@@ -38,7 +39,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Keys"]
+__all__ = ["SINGLE_SLOT_TAG", "Keys"]
+
+#: The hash tag of the identity graph, and of every key on Redis Cluster (:attr:`Keys.single_slot`).
+SINGLE_SLOT_TAG = "{idg}"
 
 
 @dataclass(frozen=True)
@@ -46,22 +50,30 @@ class Keys:
     """Key builders for one namespace (``Settings.namespace``)."""
 
     namespace: str = ""
+    #: On Redis Cluster every key carries the ``{idg}`` tag (``cart:{idg}:<key>``, ``stock:{idg}:<store>``...):
+    #: the merge core writes carts and records in the same MULTI/EXEC as the identity index, and the worker's
+    #: scripts and MGETs need one node. So the whole state lives in one slot: see docs/reliability.md.
+    single_slot: bool = False
 
     @property
     def _ns(self) -> str:
         return f"{self.namespace}:" if self.namespace else ""
 
+    def _tagged(self, tag: str) -> str:
+        """``{tag}``, or ``{idg}:tag`` in single-slot mode (the same key names, one hash slot)."""
+        return f"{SINGLE_SLOT_TAG}:{tag}" if self.single_slot else f"{{{tag}}}"
+
     def cart(self, key: str) -> str:
-        return f"{self._ns}cart:{{{key}}}"
+        return f"{self._ns}cart:{self._tagged(key)}"
 
     def customer(self, key: str) -> str:
-        return f"{self._ns}customer:{{{key}}}"
+        return f"{self._ns}customer:{self._tagged(key)}"
 
     def meta(self, key: str) -> str:
-        return f"{self._ns}meta:{{{key}}}"
+        return f"{self._ns}meta:{self._tagged(key)}"
 
     def seen(self, key: str) -> str:
-        return f"{self._ns}seen:{{{key}}}"
+        return f"{self._ns}seen:{self._tagged(key)}"
 
     def cart_updates(self, key: str) -> str:
         return f"{self._ns}cart-updates:{{{key}}}"
@@ -95,35 +107,36 @@ class Keys:
 
     def erasure(self, request_id: str) -> str:
         """Status of one erasure request (JSON, no personal data)."""
-        return f"{self._ns}erasure:{request_id}"
+        where = f"{SINGLE_SLOT_TAG}:" if self.single_slot else ""
+        return f"{self._ns}erasure:{where}{request_id}"
 
     def unlinked(self) -> str:
         return f"{self._ns}idg:{{idg}}:unlinked"
 
     def due(self) -> str:
         """The journey schedule (see :mod:`streams.journeys.store`)."""
-        return f"{self._ns}jrn:{{{self._ns}jrn}}:due"
+        return f"{self._ns}jrn:{self._tagged(f'{self._ns}jrn')}:due"
 
     def exposed(self, action_channel: str) -> str:
-        return f"{self._ns}attr:{{{self._ns}attr}}:exposed:{action_channel}"
+        return f"{self._ns}attr:{self._tagged(f'{self._ns}attr')}:exposed:{action_channel}"
 
     def converted(self, action_channel: str, response_channel: str) -> str:
-        return f"{self._ns}attr:{{{self._ns}attr}}:converted:{action_channel}:{response_channel}"
+        return f"{self._ns}attr:{self._tagged(f'{self._ns}attr')}:converted:{action_channel}:{response_channel}"
 
     def responded(self, response_channel: str) -> str:
-        return f"{self._ns}attr:{{{self._ns}attr}}:responded:{response_channel}"
+        return f"{self._ns}attr:{self._tagged(f'{self._ns}attr')}:responded:{response_channel}"
 
     def dropped(self, reason: str) -> str:
-        return f"{self._ns}attr:{{{self._ns}attr}}:dropped:{reason}"
+        return f"{self._ns}attr:{self._tagged(f'{self._ns}attr')}:dropped:{reason}"
 
     def attribution_meta(self) -> str:
-        return f"{self._ns}attr:{{{self._ns}attr}}:meta"
+        return f"{self._ns}attr:{self._tagged(f'{self._ns}attr')}:meta"
 
     def typology(self, typology: str) -> str:
-        return f"{self._ns}typology:{{{self._ns}typ}}:{typology}"
+        return f"{self._ns}typology:{self._tagged(f'{self._ns}typ')}:{typology}"
 
     def segment(self, segment: str) -> str:
-        return f"{self._ns}segment:{{{self._ns}seg}}:{segment}"
+        return f"{self._ns}segment:{self._tagged(f'{self._ns}seg')}:{segment}"
 
     def stock(self, store_id: str) -> str:
-        return f"{self._ns}stock:{{{store_id}}}"
+        return f"{self._ns}stock:{self._tagged(store_id)}"

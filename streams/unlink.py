@@ -13,9 +13,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from omnichannel.errors import OmnichannelError
+from omnichannel.redis_clients import async_redis
 from omnichannel.settings import Settings
 from schemas.codec import AvroCodec
 from schemas.registry import ConfluentSchemaRegistry
@@ -27,7 +26,7 @@ from streams.domain.identity import IDENTIFIER_TYPES, Identifier, Link
 from streams.journeys.processing import JourneyProcessor
 from streams.journeys.store import JourneyStore
 from streams.kafka_sink import KafkaSink
-from streams.keys import Keys
+from streams.keys import SINGLE_SLOT_TAG, Keys
 from streams.processor import FoldStage
 
 __all__ = ["UnlinkReport", "unlink"]
@@ -53,8 +52,8 @@ async def unlink(settings: Settings, config: ProcessorConfig, identifier_type: s
         )
     assert settings.redis_url and settings.schema_registry_url
     identifier = Identifier(identifier_type, value)
-    keys = Keys(settings.namespace)
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    keys = Keys(settings.namespace, single_slot=settings.redis_cluster)
+    redis = async_redis(settings.redis_url, slot_of=SINGLE_SLOT_TAG, decode_responses=True)
     try:
         codec = AvroCodec(
             ConfluentSchemaRegistry(settings.schema_registry_url, basic_auth=settings.schema_registry_basic_auth)

@@ -7,8 +7,9 @@ import functools
 import os
 import re
 import socket
+import subprocess
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ logger.server.name = kafka.server.KafkaRaftServer
 logger.server.level = INFO
 """
 
-_START_TIMEOUT_S = 90.0
+START_TIMEOUT_S = 90.0
 
 
 def kafka_answers(bootstrap: str, timeout: float = 5.0, security: Mapping[str, str] | None = None) -> bool:
@@ -118,18 +119,33 @@ listener.name.sasl_plaintext.{_SCRAM.lower()}.sasl.jaas.config={jaas}
 """
 
 
-def _server_properties(data_dir: Path, port: int, controller_port: int, scram: ScramUser | None = None) -> str:
+def server_properties(
+    data_dir: Path,
+    port: int,
+    controller_port: int,
+    *,
+    node_id: int = 1,
+    voters: str | None = None,
+    replicas: int = 1,
+    scram: ScramUser | None = None,
+) -> str:
+    """One node's configuration: a combined broker+controller; ``voters`` lists the whole quorum of a cluster."""
+    voters = voters or f"1@127.0.0.1:{controller_port}"
+    min_isr = min(2, replicas)
     return f"""process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{controller_port}
+node.id={node_id}
+controller.quorum.voters={voters}
 {_listener_properties(port, controller_port, scram)}controller.listener.names=CONTROLLER
 log.dirs={data_dir}
-# One broker: every internal topic has one replica.
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+# Internal topics (consumer offsets, transactions) replicated on up to three brokers, as the catalogue's topics:
+# with three, one broker can die without losing a committed offset.
+offsets.topic.replication.factor={replicas}
+transaction.state.log.replication.factor={replicas}
+transaction.state.log.min.isr={min_isr}
+share.coordinator.state.topic.replication.factor={replicas}
+share.coordinator.state.topic.min.isr={min_isr}
+default.replication.factor={replicas}
+min.insync.replicas={min_isr}
 # Small and fast for development and tests: one offsets partition, no rebalance delay.
 offsets.topic.num.partitions=1
 group.initial.rebalance.delay.ms=0
@@ -140,12 +156,47 @@ log.cleaner.dedupe.buffer.size=8388608
 """
 
 
-def _cluster_id() -> str:
-    # KRaft wants 16 random bytes as unpadded base64url; one starting with '-' reads as an option.
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes as unpadded base64url (one starting with '-' reads as an option)."""
     while True:
         cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cid.startswith("-"):
             return cid
+
+
+def format_storage(
+    java: str, classpath: str, home: Path, config: Path, cluster_id: str, extra: Sequence[str] = ()
+) -> None:
+    """Format a node's log directory for ``cluster_id`` (once: a formatted directory is kept across restarts).
+
+    ``extra``: more ``StorageTool format`` arguments (``--add-scram ...`` for a SASL listener's user).
+    """
+    fmt = spawn(
+        [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config), *extra],
+        home / "format.log",
+    )
+    if fmt.wait(timeout=120) != 0:
+        raise ServiceStartError(f"Formatting Kafka storage failed:\n{tail(home / 'format.log')}")
+
+
+def spawn_broker(java: str, classpath: str, home: Path, config: Path, heap: str = "768m") -> subprocess.Popen[bytes]:
+    """Start one ``kafka.Kafka`` process on ``config``, logging to ``home/kafka.log``."""
+    (home / "log4j2.properties").write_text(_LOG4J2)
+    return spawn(
+        [
+            java,
+            "-Xms256m",
+            f"-Xmx{heap}",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",  # faster start; benchmarks may drop it
+            f"-Dlog4j2.configurationFile={home / 'log4j2.properties'}",
+            "-cp",
+            classpath,
+            "kafka.Kafka",
+            str(config),
+        ],
+        home / "kafka.log",
+    )
 
 
 def start_local_kafka(
@@ -166,53 +217,30 @@ def start_local_kafka(
     data_dir = home / "data"
     home.mkdir(parents=True, exist_ok=True)
     log_file = home / "kafka.log"
-    (home / "log4j2.properties").write_text(_LOG4J2)
     config = home / "server.properties"
     previous_controller = _previous_controller_port(config) if port is not None else None
     last_error = ""
     for attempt in range(3):  # a port picked free can be taken before the broker binds it
         broker_port, controller_port = pick_port(port, attempt), pick_port(previous_controller, attempt)
-        config.write_text(_server_properties(data_dir, broker_port, controller_port, scram))
+        config.write_text(server_properties(data_dir, broker_port, controller_port, scram=scram))
         if not (data_dir / "meta.properties").exists():
             users = ["--add-scram", f"{_SCRAM}=[name={scram.username},password={scram.password}]"] if scram else []
-            fmt = spawn(
-                [
-                    *(java, "-cp", classpath, "kafka.tools.StorageTool", "format"),
-                    *("-t", _cluster_id(), "-c", str(config), *users),
-                ],
-                home / "format.log",
-            )
-            if fmt.wait(timeout=120) != 0:
-                raise ServiceStartError(f"Formatting Kafka storage failed:\n{tail(home / 'format.log')}")
+            format_storage(java, classpath, home, config, new_cluster_id(), users)
         progress(f"Starting Apache Kafka {KAFKA_VERSION} (KRaft) on 127.0.0.1:{broker_port}...")
-        proc = spawn(
-            [
-                java,
-                "-Xms256m",
-                "-Xmx768m",
-                "-XX:+UseSerialGC",
-                "-XX:TieredStopAtLevel=1",  # faster start; benchmarks may drop it
-                f"-Dlog4j2.configurationFile={home / 'log4j2.properties'}",
-                "-cp",
-                classpath,
-                "kafka.Kafka",
-                str(config),
-            ],
-            log_file,
-        )
+        proc = spawn_broker(java, classpath, home, config)
         bootstrap = f"127.0.0.1:{broker_port}"
         try:
             wait_until(
-                functools.partial(_broker_ready, log_file, bootstrap, scram.client_config() if scram else None),
+                functools.partial(broker_ready, log_file, bootstrap, scram.client_config() if scram else None),
                 what=f"Kafka broker on {bootstrap}",
-                timeout=_START_TIMEOUT_S,
+                timeout=START_TIMEOUT_S,
                 process=proc,
                 log_file=log_file,
             )
         except ServiceStartError as exc:
             stop(proc.pid)
             last_error = str(exc)
-            if "Address already in use" in _read(log_file):
+            if "Address already in use" in read_log(log_file):
                 continue
             raise
         return ServiceInfo("kafka", bootstrap, "local", KAFKA_VERSION, pid=proc.pid, log_file=str(log_file))
@@ -220,15 +248,17 @@ def start_local_kafka(
 
 
 def _previous_controller_port(config: Path) -> int | None:
-    match = re.search(r"^controller\.quorum\.voters=1@127\.0\.0\.1:(\d+)$", _read(config), re.MULTILINE)
+    match = re.search(r"^controller\.quorum\.voters=1@127\.0\.0\.1:(\d+)$", read_log(config), re.MULTILINE)
     return int(match.group(1)) if match else None
 
 
-def _broker_ready(log_file: Path, bootstrap: str, security: Mapping[str, str] | None) -> bool:
-    return "Kafka Server started" in _read(log_file) and kafka_answers(bootstrap, 2.0, security)
+def broker_ready(log_file: Path, bootstrap: str, security: Mapping[str, str] | None = None) -> bool:
+    """The broker logged its start and serves metadata."""
+    return "Kafka Server started" in read_log(log_file) and kafka_answers(bootstrap, 2.0, security)
 
 
-def _read(path: Path) -> str:
+def read_log(path: Path) -> str:
+    """A log's text, or empty when there is none yet."""
     try:
         return path.read_text(errors="replace") if os.path.exists(path) else ""
     except OSError:

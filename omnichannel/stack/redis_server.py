@@ -12,6 +12,7 @@ from urllib.parse import quote
 import redis
 
 from omnichannel.errors import ServiceStartError
+from omnichannel.redis_clients import sync_redis
 from omnichannel.stack.model import Progress, ServiceInfo
 from omnichannel.stack.processes import pick_port, spawn, stop, tail, wait_until
 
@@ -20,7 +21,7 @@ __all__ = ["redis_answers", "redis_version", "require_redis_server", "start_loca
 
 def redis_answers(url: str, timeout: float = 2.0) -> bool:
     """True when the server at ``url`` answers PING."""
-    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    client = sync_redis(url, socket_timeout=timeout, socket_connect_timeout=timeout)
     try:
         return bool(client.ping())
     except redis.RedisError:
@@ -31,9 +32,12 @@ def redis_answers(url: str, timeout: float = 2.0) -> bool:
 
 def redis_version(url: str) -> str:
     """The server's ``redis_version`` from INFO, or ``unknown``."""
-    client = redis.Redis.from_url(url, socket_timeout=2.0)
+    client = sync_redis(url, socket_timeout=2.0)
     try:
-        return str(client.info("server").get("redis_version", "unknown"))
+        info = client.info("server")
+        if "redis_version" not in info and info:  # a cluster client answers per node: {"host:port": {...}}
+            info = next(iter(info.values()))
+        return str(info.get("redis_version", "unknown"))
     except redis.RedisError:
         return "unknown"
     finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -21,8 +22,10 @@ from omnichannel.logs import kv
 from omnichannel.settings import Settings
 from omnichannel.stack.docker import docker_engine_answers, start_docker_services
 from omnichannel.stack.kafka import kafka_answers, start_local_kafka
+from omnichannel.stack.kafka_cluster import start_local_kafka_cluster
 from omnichannel.stack.model import Progress, ServiceInfo, StackInfo, quiet
 from omnichannel.stack.processes import is_alive, stop
+from omnichannel.stack.redis_cluster import start_local_redis_cluster
 from omnichannel.stack.redis_server import redis_answers, redis_version, start_local_redis
 from omnichannel.stack.registry import registry_answers, registry_version, start_local_registry
 
@@ -38,7 +41,7 @@ def stack_file(settings: Settings) -> Path:
 
 def service_answers(info: ServiceInfo) -> bool:
     """Probe one service with a real request (metadata, ``/subjects``, PING)."""
-    if info.pid is not None and not is_alive(info.pid):
+    if info.pids and not any(is_alive(pid) for pid in info.pids):
         return False
     probes: dict[str, Callable[[str], bool]] = {
         "kafka": kafka_answers,
@@ -50,8 +53,9 @@ def service_answers(info: ServiceInfo) -> bool:
 
 def stop_service(info: ServiceInfo) -> None:
     """Stop a service this project started (a local process or a container); external ones are left alone."""
-    if info.resolved_by == "local" and info.pid is not None:
-        stop(info.pid)
+    if info.resolved_by == "local":
+        for pid in info.pids:
+            stop(pid)
     elif info.resolved_by == "docker" and info.container_id:
         with contextlib.suppress(Exception):  # already gone is fine
             import docker
@@ -113,8 +117,17 @@ def _from_stack_file(settings: Settings) -> dict[str, ServiceInfo]:
     saved = StackInfo.load(stack_file(settings))
     if saved is None or not all(service_answers(s) for s in saved.services):
         return {}
+    # Without pids: a stack found in the file belongs to `stack up`, never stopped by whoever found it.
     return {
-        s.name: ServiceInfo(s.name, s.address, "stack-file", s.version, log_file=s.log_file) for s in saved.services
+        s.name: ServiceInfo(
+            s.name,
+            s.address,
+            "stack-file",
+            s.version,
+            log_file=s.log_file,
+            nodes=tuple(replace(n, pid=None) for n in s.nodes),
+        )
+        for s in saved.services
     }
 
 
@@ -125,8 +138,13 @@ def resolve_stack(
     progress: Progress = quiet,
     keep: bool = False,
     use_stack_file: bool = True,
+    brokers: int = 1,
+    redis_cluster: bool = False,
 ) -> Stack:
     """Find or start the three services; see the module docstring for the order.
+
+    ``brokers`` above one starts that many local KRaft nodes for a Kafka that is not found, and ``redis_cluster``
+    a local Redis Cluster (three masters, three replicas) for a Redis that is not found (never Docker).
 
     ``run_dir`` holds logs and data of local processes (default ``<state_dir>/run``). ``keep`` is for
     ``stack up``: containers must outlive this process. On any failure, whatever was started is stopped
@@ -141,6 +159,10 @@ def resolve_stack(
     containers: list[Any] = []
     try:
         missing = [n for n in ("kafka", "registry", "redis") if n not in found]
+        if brokers > 1 and "kafka" in missing:  # Docker starts one broker: a cluster is local processes only
+            missing.remove("kafka")
+        if redis_cluster and "redis" in missing:
+            missing.remove("redis")
         if missing and settings.docker == "auto" and docker_engine_answers():
             try:
                 progress("A Docker engine answers: starting the services with testcontainers...")
@@ -156,9 +178,17 @@ def resolve_stack(
                         container.stop()
                 containers = []
         starters = {
-            "kafka": lambda: start_local_kafka(settings.cache_dir, run_dir, progress),
+            "kafka": lambda: (
+                start_local_kafka_cluster(settings.cache_dir, run_dir, progress, brokers=brokers)
+                if brokers > 1
+                else start_local_kafka(settings.cache_dir, run_dir, progress)
+            ),
             "registry": lambda: start_local_registry(settings.cache_dir, run_dir, progress),
-            "redis": lambda: start_local_redis(run_dir, settings.install_missing, progress),
+            "redis": lambda: (
+                start_local_redis_cluster(run_dir, settings.install_missing, progress)
+                if redis_cluster
+                else start_local_redis(run_dir, settings.install_missing, progress)
+            ),
         }
         for name in ("kafka", "registry", "redis"):
             if name not in found:

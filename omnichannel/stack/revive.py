@@ -8,20 +8,22 @@ with its previous data directory, so the addresses other commands saved keep wor
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from omnichannel.errors import OmnichannelError, ServiceUnavailableError
 from omnichannel.settings import Settings
 from omnichannel.stack.kafka import start_local_kafka
+from omnichannel.stack.kafka_cluster import restart_kafka_node
 from omnichannel.stack.model import Progress, ServiceInfo, StackInfo, quiet
 from omnichannel.stack.processes import is_alive
+from omnichannel.stack.redis_cluster import cluster_roles, restart_redis_node
 from omnichannel.stack.redis_server import start_local_redis
 from omnichannel.stack.registry import start_local_registry
 from omnichannel.stack.resolve import service_answers, stop_service
 
-__all__ = ["Revival", "revive_stack"]
+__all__ = ["Revival", "revive_nodes", "revive_stack"]
 
 #: A live process that does not answer yet may be a JVM still starting or Redis replaying its AOF.
 _SETTLE_S = 20.0
@@ -50,6 +52,11 @@ def revive_stack(
     restarted: list[ServiceInfo] = []
     try:
         for info in saved.services:
+            if info.nodes and info.resolved_by == "local":
+                revived = revive_nodes(settings, info, progress)
+                services[info.name] = revived
+                (restarted.append(revived) if revived.pids != info.pids else kept.append(info.name))
+                continue
             if service_answers(info) or _settles(info, settle_s):
                 services[info.name] = info
                 kept.append(info.name)
@@ -78,6 +85,22 @@ def revive_stack(
         tuple(kept),
         tuple(info.name for info in restarted),
     )
+
+
+def revive_nodes(settings: Settings, info: ServiceInfo, progress: Progress = quiet) -> ServiceInfo:
+    """A clustered service with each dead node started again on its own ports and data; live nodes are kept."""
+    nodes = []
+    for node in info.nodes:
+        if node.pid is not None and is_alive(node.pid):
+            nodes.append(node)
+        elif info.name == "kafka":
+            nodes.append(restart_kafka_node(settings.cache_dir, node, progress))
+        else:
+            nodes.append(restart_redis_node(node, settings.install_missing, progress))
+    if info.name == "redis":  # a failover swapped roles: record them as the cluster sees them now
+        roles = cluster_roles(int(nodes[0].address.rsplit(":", 1)[1]))
+        nodes = [replace(n, role=roles.get(int(n.address.rsplit(":", 1)[1]), n.role)) for n in nodes]
+    return replace(info, nodes=tuple(nodes))
 
 
 def _settles(info: ServiceInfo, settle_s: float) -> bool:
