@@ -123,3 +123,17 @@ class Keys:
 
     def stock(self, store_id: str) -> str:
         return f"{self._ns}stock:{{{store_id}}}"
+
+    def derived_patterns(self) -> tuple[str, ...]:
+        """SCAN patterns of every key the backbone derives from Kafka (what ``omnichannel rebuild`` wipes).
+
+        Only this namespace's prefixes, so a shared Redis keeps everyone else's keys. The erasure deny-list
+        (:meth:`erased`) matches ``idg:*`` but is never wiped: see :mod:`streams.rebuild`.
+        """
+        kinds = ("cart", "customer", "meta", "seen", "idg", "erasure", "jrn", "attr", "typology", "segment", "stock")
+        return tuple(f"{self._escaped_ns}{kind}:*" for kind in kinds)
+
+    @property
+    def _escaped_ns(self) -> str:
+        # A namespace is a plain word, but SCAN patterns give * ? [ ] and the backslash a meaning: escape them.
+        return "".join(f"\\{c}" if c in "*?[]\\" else c for c in self._ns)
