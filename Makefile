@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help setup services chromium test lint unit demo bench clean
+.PHONY: help setup services chromium test test-faults lint unit demo bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-8s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ lint: setup  ## ruff (lint + format check) and mypy --strict
 
 test: services chromium lint  ## The whole test suite against a real Kafka, Schema Registry and Redis
 	$(BIN)/pytest
+
+test-faults: services lint  ## The long fault tests (pytest marker `faults`), left out of `make test`
+	$(BIN)/pytest -m faults
 
 unit: setup  ## Only the tests that need no broker
 	$(BIN)/pytest -m "not integration"

@@ -383,7 +383,8 @@ def rebuild(settings: Settings, yes: bool, app_id: str | None) -> None:
         f"rebuilt: {report.records:,} records replayed in {report.replay_s:.1f} s ({rate:,.0f}/s; "
         f"{report.total_s:.1f} s in all); {report.keys_wiped:,} keys wiped; {report.denied_restored} deny-listed "
         f"identifier(s) from {report.erasures} erasure(s), {report.unlinked_restored} unlink(s) restored; "
-        f"{report.republished:,} carts/records/links published again",
+        f"{report.republished:,} carts/records/links published again ({report.versions_fenced:,} cart versions "
+        "kept as last published)",
         highlight=False,
     )
     if report.erasures_without_digests:

@@ -136,6 +136,7 @@ class RebuildReport:
     records: int
     by_topic: dict[str, int] = field(default_factory=dict)
     republished: int = 0
+    versions_fenced: int = 0  # carts given back the version last published (see _fence_versions)
     replay_s: float = 0.0
     total_s: float = 0.0
 
@@ -221,6 +222,7 @@ class _Held:
     statuses: dict[str, dict[str, Any]]
     without_digests: int
     unlinked: frozenset[str]
+    carts: dict[str, dict[str, Any]]  # the latest cart published per key (for the versions, see _fence_versions)
 
 
 def _read_held(settings: Settings, codec: AvroCodec) -> _Held:
@@ -244,7 +246,14 @@ def _read_held(settings: Settings, codec: AvroCodec) -> _Held:
         link = codec.decode(message.value, "omnichannel.output.IdentityLink")
         if link["action"] == "unmerge" and link["reason"] == "unlinked":
             unlinked.add(f"{link['identifier_type']}:{link['identifier_value']}")
-    return _Held(frozenset(denied), statuses, without, frozenset(unlinked))
+    carts: dict[str, dict[str, Any]] = {}
+    for message in _read_topic(settings, settings.topic(CARTS)):
+        key = (message.key or b"").decode()
+        if message.value is None:
+            carts.pop(key, None)
+        else:
+            carts[key] = codec.decode(message.value, "omnichannel.output.Cart")
+    return _Held(frozenset(denied), statuses, without, frozenset(unlinked), carts)
 
 
 async def _wipe(redis: Redis, keys: Keys) -> int:
@@ -276,40 +285,71 @@ async def _restore(redis: Redis, keys: Keys, held: _Held, now_s: float) -> None:
 
 
 class _RepublishSink:
-    """:class:`streams.processor.Sink` sending only the compacted projections (see the module docstring)."""
+    """:class:`streams.processor.Sink` keeping the last value per key of the compacted projections (see the
+    module docstring); :meth:`publish` sends them once the replay is over, so subscribers see the rebuilt state,
+    not every step of the replay."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._producer = Producer(
-            _kafka_config(settings) | {"partitioner": "murmur2_random", "acks": "all", "enable.idempotence": True}
-        )
-        self.sent = 0
+        self.latest: dict[tuple[str, str], bytes | None] = {}
 
     async def send(self, records: Sequence[Outgoing]) -> None:
         for record in records:
-            if record.topic not in REPUBLISHED:
-                continue
-            while True:
-                try:
-                    self._producer.produce(
-                        self._settings.topic(record.topic), key=record.key.encode(), value=record.value
-                    )
-                    break
-                except BufferError:  # the local queue is full: let deliveries drain it
-                    await asyncio.to_thread(self._producer.poll, 0.5)
-            self.sent += 1
-        self._producer.poll(0)
+            if record.topic in REPUBLISHED:
+                self.latest[(record.topic, record.key)] = record.value
 
     async def send_and_wait(self, records: Sequence[Outgoing]) -> None:
         await self.send(records)
-        await self.flush()
 
-    async def flush(self) -> None:
-        if await asyncio.to_thread(self._producer.flush, 60) != 0:
+    async def publish(self) -> int:
+        producer = Producer(
+            _kafka_config(self._settings) | {"partitioner": "murmur2_random", "acks": "all", "enable.idempotence": True}
+        )
+        for (topic, key), value in self.latest.items():
+            while True:
+                try:
+                    producer.produce(self._settings.topic(topic), key=key.encode(), value=value)
+                    break
+                except BufferError:  # the local queue is full: let deliveries drain it
+                    await asyncio.to_thread(producer.poll, 0.5)
+        if await asyncio.to_thread(producer.flush, 60) != 0:
             raise ServiceUnavailableError(
                 "Kafka did not acknowledge the rebuilt carts/records within 60 s; Redis is rebuilt, run "
                 "`omnichannel rebuild` again once Kafka answers to publish them"
             )
+        return len(self.latest)
+
+
+async def _fence_versions(
+    redis: Redis,
+    keys: Keys,
+    codec: AvroCodec,
+    settings: Settings,
+    published: dict[str, dict[str, Any]],
+    sink: _RepublishSink,
+) -> int:
+    """Keep each cart's ``version`` what readers last saw: the same version for the same cart, a higher one
+    for a changed cart. A re-fold counts versions its own way (fewer steps in a batch), and a wiped Redis no
+    longer holds the last one, so the last published cart on ``customer.carts`` is the reference."""
+    fenced = 0
+    subject = f"{settings.topic(CARTS)}-value"
+    for (topic, key), value in list(sink.latest.items()):
+        before = published.get(key)
+        if topic != CARTS or value is None or before is None:
+            continue
+        text = await redis.get(keys.cart(key))
+        if text is None:
+            continue
+        cart = json.loads(text)
+        same = {**cart, "version": before["version"]} == before
+        version = before["version"] if same else max(cart["version"], before["version"] + 1)
+        if version == cart["version"]:
+            continue
+        cart["version"] = version
+        await redis.set(keys.cart(key), json.dumps(cart, separators=(",", ":")))
+        sink.latest[(topic, key)] = codec.encode(subject, "omnichannel.output.Cart", cart)
+        fenced += 1
+    return fenced
 
 
 def _incoming(message: Any) -> Incoming:
@@ -368,7 +408,6 @@ async def _replay(
             if now - last >= progress_every_s:
                 last = now
                 on_progress(Progress(list(parts.values()), started, now))
-        await sink.flush()
         return Progress(list(parts.values()), started, time.monotonic())
     finally:
         consumer.close()
@@ -420,6 +459,9 @@ async def rebuild(
         )
         sink = _RepublishSink(settings)
         done = await _replay(settings, stage, sink, config.batch_max, on_progress, progress_every_s)
+        fenced = await _fence_versions(redis, keys, codec, settings, held.carts, sink)
+        on_step(f"publishing {len(sink.latest):,} rebuilt carts, records and links on their compacted topics")
+        republished = await sink.publish()
     except RedisError as exc:
         raise ServiceUnavailableError(
             f"Redis failed during the rebuild ({exc}); run `omnichannel rebuild` again once it answers"
@@ -437,7 +479,8 @@ async def rebuild(
         unlinked_restored=len(held.unlinked),
         records=done.read,
         by_topic={t: n for t, n in by_topic.items() if n},
-        republished=sink.sent,
+        republished=republished,
+        versions_fenced=fenced,
         replay_s=done.now - done.started,
         total_s=time.monotonic() - begun,
     )
