@@ -387,6 +387,14 @@ def rebuild(settings: Settings, yes: bool, app_id: str | None) -> None:
         "kept as last published)",
         highlight=False,
     )
+    if report.trimmed:
+        gone = ", ".join(f"{t} before offset {o:,}" for t, o in sorted(report.trimmed.items()))
+        err.print(
+            f"warning: the channel topics no longer hold their oldest records ({gone}): retention deleted them, so "
+            "the events in them are not in the rebuilt state. Deployments that need whole rebuilds keep the "
+            "channel topics longer: docs/reliability.md, 'Redis lost'",
+            highlight=False,
+        )
     if report.erasures_without_digests:
         err.print(
             f"warning: {report.erasures_without_digests} erasure(s) were recorded before the audit carried their "

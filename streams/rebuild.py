@@ -137,6 +137,9 @@ class RebuildReport:
     by_topic: dict[str, int] = field(default_factory=dict)
     republished: int = 0
     versions_fenced: int = 0  # carts given back the version last published (see _fence_versions)
+    #: ``topic[partition]`` -> earliest offset, where it is not 0: records before it were deleted by the
+    #: topic's retention (7 days by default), so their events are not in the rebuilt state.
+    trimmed: dict[str, int] = field(default_factory=dict)
     replay_s: float = 0.0
     total_s: float = 0.0
 
@@ -479,6 +482,7 @@ async def rebuild(
         unlinked_restored=len(held.unlinked),
         records=done.read,
         by_topic={t: n for t, n in by_topic.items() if n},
+        trimmed={f"{p.topic}[{p.partition}]": p.start for p in done.partitions if p.start > 0},
         republished=republished,
         versions_fenced=fenced,
         replay_s=done.now - done.started,

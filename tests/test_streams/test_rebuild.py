@@ -24,10 +24,12 @@ import pytest
 import redis
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
+from streams_harness import Pipeline
 
 from omnichannel.kafka_admin import ensure_topics
 from omnichannel.settings import Settings
 from omnichannel.stack.processes import free_port, stop
+from schemas.samples import sample_event
 from schemas.topics import CHANNELS, catalogue_for, channel_topic
 
 #: The tests' own Redis database: FLUSHDB there touches no other test's keys.
@@ -410,3 +412,51 @@ def test_a_wiped_redis_of_thousands_of_events_is_rebuilt_identical(backbone: Bac
         _assert_erased(backbone, client, journeys[0])
     assert figures["records"] >= sent
     print(f"\nrebuild figures: {sent} events sent; {figures}")
+
+
+def test_rebuild_says_which_records_retention_already_deleted(
+    pipeline_factory: Callable[..., Pipeline], tmp_path: Path
+) -> None:
+    pipeline = pipeline_factory(start=False)
+    now = int(time.time() * 1000)
+    token = uuid.uuid4().hex[:8]
+    phone = {"device_id": f"ph-{token}", "kind": "phone", "role": "customer_owned"}
+    pipeline.publish(
+        [
+            sample_event(
+                "cart_line_added",
+                channel="web",
+                identities={"customer_id": f"R-{token}"},
+                device=phone,
+                occurred_at_ms=now + n,
+                payload=_line(f"SKU-{n}"),
+            )
+            for n in range(6)
+        ]
+    )
+    topic = pipeline.topic(channel_topic("web"))
+    admin = AdminClient({"bootstrap.servers": pipeline.settings.kafka_bootstrap_servers})
+    consumer = Consumer({"bootstrap.servers": pipeline.settings.kafka_bootstrap_servers, "group.id": "watermarks"})
+    try:
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in (0, 1)}
+    finally:
+        consumer.close()
+    partition = max(ends, key=lambda p: ends[p])  # the partition the customer's key went to
+    # What retention does to old segments: the records before offset 2 are gone.
+    for future in admin.delete_records([TopicPartition(topic, partition, 2)]).values():
+        future.result(timeout=20)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNICHANNEL_")} | {
+        "KAFKA_BOOTSTRAP_SERVERS": pipeline.settings.kafka_bootstrap_servers or "",
+        "SCHEMA_REGISTRY_URL": pipeline.settings.schema_registry_url or "",
+        "REDIS_URL": pipeline.settings.redis_url or "",
+        "OMNICHANNEL_NAMESPACE": pipeline.settings.namespace,
+        "OMNICHANNEL_STATE_DIR": str(tmp_path),
+    }
+    done = subprocess.run([*CLI, "rebuild", "--yes"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{topic}[{partition}] before offset 2" in done.stderr
+    assert "rebuilt: 4 records replayed" in done.stdout
+    cart = pipeline.cart(f"customer:R-{token}")
+    assert cart is not None and sorted(line["product_id"] for line in cart["lines"]) == [
+        f"SKU-{n}" for n in range(2, 6)
+    ]
