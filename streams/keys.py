@@ -128,10 +128,15 @@ class Keys:
         """SCAN patterns of every key the backbone derives from Kafka (what ``omnichannel rebuild`` wipes).
 
         Only this namespace's prefixes, so a shared Redis keeps everyone else's keys. The erasure deny-list
-        (:meth:`erased`) matches ``idg:*`` but is never wiped: see :mod:`streams.rebuild`.
+        (:meth:`erased`) matches ``idg:{idg}:*`` but is never wiped: see :mod:`streams.rebuild`.
         """
-        kinds = ("cart", "customer", "meta", "seen", "idg", "erasure", "jrn", "attr", "typology", "segment", "stock")
-        return tuple(f"{self._escaped_ns}{kind}:*" for kind in kinds)
+        ns = self._escaped_ns  # hash tags included, so another application's ``customer:123`` never matches
+        tagged = tuple(f"{ns}{kind}:{{*}}" for kind in ("cart", "customer", "meta", "seen", "stock"))
+        shared = tuple(
+            f"{ns}{kind}:{{{ns}{tag}}}:*"
+            for kind, tag in (("jrn", "jrn"), ("attr", "attr"), ("typology", "typ"), ("segment", "seg"))
+        )
+        return (*tagged, *shared, f"{ns}idg:{{idg}}:*", f"{ns}erasure:*")
 
     @property
     def _escaped_ns(self) -> str:
