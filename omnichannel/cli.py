@@ -398,8 +398,8 @@ def rebuild(settings: Settings, yes: bool, app_id: str | None) -> None:
     if report.erasures_without_digests:
         err.print(
             f"warning: {report.erasures_without_digests} erasure(s) were recorded before the audit carried their "
-            "deny-list; their requests were carried out again where the replay met them, but events of theirs "
-            "read before the request may have been published again: check docs/reliability.md",
+            "deny-list (ErasureAudit v1): the replay carried each request out again where it met it, but events "
+            "of the subject it read after the request are back. Erase those customers again (`omnichannel erase`)",
             highlight=False,
         )
 
