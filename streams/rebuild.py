@@ -29,11 +29,12 @@ subscriber duplicates.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -57,6 +58,7 @@ from streams.journeys.store import JourneyStore
 from streams.keys import Keys
 from streams.processor import CARTS, ERASURE_AUDIT, IDENTITY_LINKS, STATE, FoldStage
 from streams.records import Incoming, Outgoing
+from streams.state_json import public_customer
 
 __all__ = [
     "PartitionProgress",
@@ -69,8 +71,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Outputs sent again by a rebuild: the compacted projections (latest value per key).
-REPUBLISHED: Final = frozenset({CARTS, STATE, IDENTITY_LINKS})
 _TIMEOUT_S: Final = 10.0
 
 
@@ -171,7 +171,7 @@ def check_no_worker(settings: Settings, group: str) -> None:
         )
 
 
-def _read_topic(settings: Settings, topic: str) -> list[Incoming]:
+def _read_topic(settings: Settings, topic: str) -> Iterator[Incoming]:
     """Every record of ``topic`` from its earliest offset to its end offset now (a bounded scan, no group)."""
     consumer = Consumer(
         _kafka_config(settings)
@@ -185,7 +185,6 @@ def _read_topic(settings: Settings, topic: str) -> list[Incoming]:
             if high > low:
                 ends[tp.partition] = high
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-        records: list[Any] = []
         done: set[int] = set()
         while len(done) < len(ends):
             messages = consumer.consume(500, timeout=1.0)
@@ -194,14 +193,13 @@ def _read_topic(settings: Settings, topic: str) -> list[Incoming]:
                     raise ServiceUnavailableError(f"reading {topic}: {message.error()}")
                 record = _incoming(message)
                 if record.offset < ends[record.partition]:
-                    records.append(record)
+                    yield record
                 if record.offset + 1 >= ends[record.partition]:
                     done.add(record.partition)
             if not messages:  # compaction can leave the last offsets empty: ask where the reader is
                 for tp in consumer.position([TopicPartition(topic, p) for p in ends if p not in done]):
                     if tp.offset >= ends[tp.partition]:
                         done.add(tp.partition)
-        return records
     finally:
         consumer.close()
 
@@ -225,7 +223,7 @@ class _Held:
     statuses: dict[str, dict[str, Any]]
     without_digests: int
     unlinked: frozenset[str]
-    carts: dict[str, dict[str, Any]]  # the latest cart published per key (for the versions, see _fence_versions)
+    carts: dict[str, tuple[int, str]]  # last cart published per key: version, fingerprint (see _fence_versions)
 
 
 def _read_held(settings: Settings, codec: AvroCodec) -> _Held:
@@ -249,13 +247,14 @@ def _read_held(settings: Settings, codec: AvroCodec) -> _Held:
         link = codec.decode(message.value, "omnichannel.output.IdentityLink")
         if link["action"] == "unmerge" and link["reason"] == "unlinked":
             unlinked.add(f"{link['identifier_type']}:{link['identifier_value']}")
-    carts: dict[str, dict[str, Any]] = {}
+    carts: dict[str, tuple[int, str]] = {}
     for message in _read_topic(settings, settings.topic(CARTS)):
         key = (message.key or b"").decode()
         if message.value is None:
             carts.pop(key, None)
         else:
-            carts[key] = codec.decode(message.value, "omnichannel.output.Cart")
+            cart = codec.decode(message.value, "omnichannel.output.Cart")
+            carts[key] = (int(cart["version"]), _fingerprint(cart))
     return _Held(frozenset(denied), statuses, without, frozenset(unlinked), carts)
 
 
@@ -288,70 +287,92 @@ async def _restore(redis: Redis, keys: Keys, held: _Held, now_s: float) -> None:
 
 
 class _RepublishSink:
-    """:class:`streams.processor.Sink` keeping the last value per key of the compacted projections (see the
-    module docstring); :meth:`publish` sends them once the replay is over, so subscribers see the rebuilt state,
-    not every step of the replay."""
+    """:class:`streams.processor.Sink` noting which keys of the compacted projections the replay touched (see
+    the module docstring); :meth:`publish` sends their final values once the replay is over, so subscribers see
+    the rebuilt state, not every step of the replay. Carts and records are read back from Redis then (memory:
+    their keys only); identity links, which Redis does not hold as records, are kept as their last value."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self.latest: dict[tuple[str, str], bytes | None] = {}
+        self.carts: set[str] = set()
+        self.states: set[str] = set()
+        self.links: dict[str, bytes | None] = {}
 
     async def send(self, records: Sequence[Outgoing]) -> None:
         for record in records:
-            if record.topic in REPUBLISHED:
-                self.latest[(record.topic, record.key)] = record.value
+            if record.topic == CARTS:
+                self.carts.add(record.key)
+            elif record.topic == STATE:
+                self.states.add(record.key)
+            elif record.topic == IDENTITY_LINKS:
+                self.links[record.key] = record.value
 
     async def send_and_wait(self, records: Sequence[Outgoing]) -> None:
         await self.send(records)
 
-    async def publish(self) -> int:
+    async def publish(self, redis: Redis, keys: Keys, codec: AvroCodec) -> int:
+        """Send the final value of every touched key (a tombstone where Redis holds none: erased)."""
         producer = Producer(
             _kafka_config(self._settings) | {"partitioner": "murmur2_random", "acks": "all", "enable.idempotence": True}
         )
-        for (topic, key), value in self.latest.items():
+        sent = 0
+
+        async def produce(topic: str, key: str, value: bytes | None) -> None:
+            nonlocal sent
             while True:
                 try:
                     producer.produce(self._settings.topic(topic), key=key.encode(), value=value)
-                    break
+                    sent += 1
+                    return
                 except BufferError:  # the local queue is full: let deliveries drain it
                     await asyncio.to_thread(producer.poll, 0.5)
+
+        cart_subject, state_subject = (f"{self._settings.topic(t)}-value" for t in (CARTS, STATE))
+        for key in sorted(self.carts):
+            text = await redis.get(keys.cart(key))
+            value = None if text is None else codec.encode(cart_subject, "omnichannel.output.Cart", json.loads(text))
+            await produce(CARTS, key, value)
+        for key in sorted(self.states):
+            text = await redis.get(keys.customer(key))
+            record = None if text is None else public_customer(str(text))
+            value = None if record is None else codec.encode(state_subject, "omnichannel.output.CustomerState", record)
+            await produce(STATE, key, value)
+        for key, link in self.links.items():
+            await produce(IDENTITY_LINKS, key, link)
         if await asyncio.to_thread(producer.flush, 60) != 0:
             raise ServiceUnavailableError(
                 "Kafka did not acknowledge the rebuilt carts/records within 60 s; Redis is rebuilt, run "
                 "`omnichannel rebuild` again once Kafka answers to publish them"
             )
-        return len(self.latest)
+        return sent
+
+
+def _fingerprint(cart: dict[str, Any]) -> str:
+    """A cart's content but for its version (what tells a changed cart from the same one)."""
+    content = {k: v for k, v in cart.items() if k != "version"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 async def _fence_versions(
-    redis: Redis,
-    keys: Keys,
-    codec: AvroCodec,
-    settings: Settings,
-    published: dict[str, dict[str, Any]],
-    sink: _RepublishSink,
+    redis: Redis, keys: Keys, published: dict[str, tuple[int, str]], touched: Iterable[str]
 ) -> int:
     """Keep each cart's ``version`` what readers last saw: the same version for the same cart, a higher one
     for a changed cart. A re-fold counts versions its own way (fewer steps in a batch), and a wiped Redis no
-    longer holds the last one, so the last published cart on ``customer.carts`` is the reference."""
+    longer holds the last one, so the last cart published on ``customer.carts`` is the reference."""
     fenced = 0
-    subject = f"{settings.topic(CARTS)}-value"
-    for (topic, key), value in list(sink.latest.items()):
+    for key in touched:
         before = published.get(key)
-        if topic != CARTS or value is None or before is None:
-            continue
         text = await redis.get(keys.cart(key))
-        if text is None:
+        if before is None or text is None:
             continue
         cart = json.loads(text)
-        same = {**cart, "version": before["version"]} == before
-        version = before["version"] if same else max(cart["version"], before["version"] + 1)
-        if version == cart["version"]:
-            continue
-        cart["version"] = version
-        await redis.set(keys.cart(key), json.dumps(cart, separators=(",", ":")))
-        sink.latest[(topic, key)] = codec.encode(subject, "omnichannel.output.Cart", cart)
-        fenced += 1
+        version, fingerprint = before
+        if fingerprint != _fingerprint(cart):
+            version = max(cart["version"], version + 1)
+        if version != cart["version"]:
+            cart["version"] = version
+            await redis.set(keys.cart(key), json.dumps(cart, separators=(",", ":")))
+            fenced += 1
     return fenced
 
 
@@ -462,9 +483,9 @@ async def rebuild(
         )
         sink = _RepublishSink(settings)
         done = await _replay(settings, stage, sink, config.batch_max, on_progress, progress_every_s)
-        fenced = await _fence_versions(redis, keys, codec, settings, held.carts, sink)
-        on_step(f"publishing {len(sink.latest):,} rebuilt carts, records and links on their compacted topics")
-        republished = await sink.publish()
+        fenced = await _fence_versions(redis, keys, held.carts, sorted(sink.carts))
+        on_step("publishing the rebuilt carts, records and links on their compacted topics")
+        republished = await sink.publish(redis, keys, codec)
     except RedisError as exc:
         raise ServiceUnavailableError(
             f"Redis failed during the rebuild ({exc}); run `omnichannel rebuild` again once it answers"
