@@ -373,7 +373,8 @@ def rebuild(settings: Settings, yes: bool, app_id: str | None) -> None:
     def show(p: Progress) -> None:
         pending = [f"{q.topic}[{q.partition}] {q.read:,}/{q.total:,}" for q in p.partitions if not q.done]
         share = 100 * p.read / max(p.total, 1)
-        progress(f"{p.read:,}/{p.total:,} records ({share:.0f}%), {p.rate:,.0f}/s; in progress: {', '.join(pending)}")
+        rest = f"; in progress: {', '.join(pending)}" if pending else ""
+        progress(f"{p.read:,}/{p.total:,} records ({share:.0f}%), {p.rate:,.0f}/s{rest}")
 
     report = asyncio.run(run_rebuild(settings, ProcessorConfig.from_env(), app_id, progress, show))
     for topic, count in sorted(report.by_topic.items()):
@@ -384,7 +385,7 @@ def rebuild(settings: Settings, yes: bool, app_id: str | None) -> None:
         f"{report.total_s:.1f} s in all); {report.keys_wiped:,} keys wiped; {report.denied_restored} deny-listed "
         f"identifier(s) from {report.erasures} erasure(s), {report.unlinked_restored} unlink(s) restored; "
         f"{report.republished:,} carts/records/links published again ({report.versions_fenced:,} cart versions "
-        "kept as last published)",
+        f"kept as last published); {report.dead_letters:,} record(s) refused again (already dead-lettered)",
         highlight=False,
     )
     if report.trimmed:

@@ -7,7 +7,7 @@ The steps:
 1. refuse while the worker's consumer group has members: a worker writing Redis meanwhile would race the wipe;
 2. read what Redis holds that no channel topic does: the erasure deny-list (``denied_sha256`` of every
    ``erasure.audit`` record) and request statuses, and the operator's unlinks (``unmerge`` records with reason
-   ``unlinked`` on ``identity.links``);
+   ``unlinked`` on ``identity.links``); and, for the cart versions, the last cart published per key;
 3. delete this namespace's derived keys (:meth:`streams.keys.Keys.derived_patterns`), never the deny-list, then
    write the deny-list, the unlinks and the statuses back, before any event is folded: an erased person's
    records are dropped as they are read, so they never reach Redis or a topic again;
@@ -20,7 +20,8 @@ the worker group's committed offsets stay as they were, so the worker resumes wh
 between are folded again, which changes nothing: a replayed event is already in its cluster's log).
 
 Outputs: the compacted projections (``customer.carts``, ``customer.state``, ``identity.links``) are published
-again, so they agree with the rebuilt Redis (the latest value per key wins, so this is harmless).
+again once the replay is over, so they agree with the rebuilt Redis (the latest value per key wins, so this is
+harmless); each cart keeps the version last published for it when unchanged (:func:`_fence_versions`).
 The append-only topics (``events.by_customer``, triggers, attribution, dead letters, the erasure audit) are not:
 their records were sent when the events were first processed, and sending them again would hand every
 subscriber duplicates.
@@ -46,7 +47,7 @@ from redis.exceptions import RedisError
 from omnichannel.errors import OmnichannelError, ServiceUnavailableError
 from omnichannel.settings import Settings
 from schemas.codec import AvroCodec
-from schemas.errors import DecodeError
+from schemas.errors import DecodeError, RegistryError
 from schemas.registry import ConfluentSchemaRegistry
 from schemas.topics import CHANNELS, channel_topic
 from streams.cluster_engine import ClusterEngine
@@ -56,7 +57,7 @@ from streams.erasure import STATUS_TTL_S
 from streams.journeys.processing import JourneyProcessor
 from streams.journeys.store import JourneyStore
 from streams.keys import Keys
-from streams.processor import CARTS, ERASURE_AUDIT, IDENTITY_LINKS, STATE, FoldStage
+from streams.processor import CARTS, DEAD_LETTERS, ERASURE_AUDIT, IDENTITY_LINKS, STATE, FoldStage
 from streams.records import Incoming, Outgoing
 from streams.state_json import public_customer
 
@@ -137,6 +138,7 @@ class RebuildReport:
     by_topic: dict[str, int] = field(default_factory=dict)
     republished: int = 0
     versions_fenced: int = 0  # carts given back the version last published (see _fence_versions)
+    dead_letters: int = 0  # records the fold refused again (not re-sent to the dead-letter topic)
     #: ``topic[partition]`` -> earliest offset, where it is not 0: records before it were deleted by the
     #: topic's retention (7 days by default), so their events are not in the rebuilt state.
     trimmed: dict[str, int] = field(default_factory=dict)
@@ -297,10 +299,13 @@ class _RepublishSink:
         self.carts: set[str] = set()
         self.states: set[str] = set()
         self.links: dict[str, bytes | None] = {}
+        self.dead_letters = 0  # records the replay dead-lettered (already on the dead-letter topic: not re-sent)
 
     async def send(self, records: Sequence[Outgoing]) -> None:
         for record in records:
-            if record.topic == CARTS:
+            if record.topic == DEAD_LETTERS:
+                self.dead_letters += 1
+            elif record.topic == CARTS:
                 self.carts.add(record.key)
             elif record.topic == STATE:
                 self.states.add(record.key)
@@ -428,6 +433,12 @@ async def _replay(
                 batch.append(record)
             if batch:
                 await stage.process(batch, sink)
+            if not messages:  # the last offsets can be markers, not records: ask where the reader is
+                pending = [TopicPartition(p.topic, p.partition) for p in parts.values() if not p.done]
+                for tp in await asyncio.to_thread(consumer.position, pending):
+                    part = parts[(tp.topic, tp.partition)]
+                    if tp.offset >= part.end:
+                        part.read = part.total
             now = time.monotonic()
             if now - last >= progress_every_s:
                 last = now
@@ -490,6 +501,10 @@ async def rebuild(
         raise ServiceUnavailableError(
             f"Redis failed during the rebuild ({exc}); run `omnichannel rebuild` again once it answers"
         ) from exc
+    except RegistryError as exc:
+        raise ServiceUnavailableError(
+            f"the Schema Registry failed during the rebuild ({exc}); run `omnichannel rebuild` again once it answers"
+        ) from exc
     finally:
         await redis.aclose()
     by_topic: dict[str, int] = {}
@@ -506,6 +521,7 @@ async def rebuild(
         trimmed={f"{p.topic}[{p.partition}]": p.start for p in done.partitions if p.start > 0},
         republished=republished,
         versions_fenced=fenced,
+        dead_letters=sink.dead_letters,
         replay_s=done.now - done.started,
         total_s=time.monotonic() - begun,
     )
