@@ -35,7 +35,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -51,8 +51,9 @@ from schemas.errors import DecodeError, RegistryError
 from schemas.registry import ConfluentSchemaRegistry
 from schemas.topics import CHANNELS, channel_topic
 from streams.cluster_engine import ClusterEngine
-from streams.cluster_store import RedisClusterStore
+from streams.cluster_store import LAST_FIELD, RedisClusterStore
 from streams.config import ProcessorConfig
+from streams.domain.fold import fold, ident, item_from_json, parse_ident
 from streams.erasure import STATUS_TTL_S
 from streams.journeys.processing import JourneyProcessor
 from streams.journeys.store import JourneyStore
@@ -289,16 +290,15 @@ async def _restore(redis: Redis, keys: Keys, held: _Held, now_s: float) -> None:
 
 
 class _RepublishSink:
-    """:class:`streams.processor.Sink` noting which keys of the compacted projections the replay touched (see
-    the module docstring); :meth:`publish` sends their final values once the replay is over, so subscribers see
-    the rebuilt state, not every step of the replay. Carts and records are read back from Redis then (memory:
-    their keys only); identity links, which Redis does not hold as records, are kept as their last value."""
+    """:class:`streams.processor.Sink` noting which carts and records the replay touched (see the module
+    docstring); :meth:`publish` sends their final values, read back from Redis, once the replay is over (memory:
+    their keys only), so subscribers see the rebuilt state, not every step of the replay; and the identity links
+    of the rebuilt graph (:func:`_final_links`)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self.carts: set[str] = set()
         self.states: set[str] = set()
-        self.links: dict[str, bytes | None] = {}
         self.dead_letters = 0  # records the replay dead-lettered (already on the dead-letter topic: not re-sent)
 
     async def send(self, records: Sequence[Outgoing]) -> None:
@@ -309,13 +309,11 @@ class _RepublishSink:
                 self.carts.add(record.key)
             elif record.topic == STATE:
                 self.states.add(record.key)
-            elif record.topic == IDENTITY_LINKS:
-                self.links[record.key] = record.value
 
     async def send_and_wait(self, records: Sequence[Outgoing]) -> None:
         await self.send(records)
 
-    async def publish(self, redis: Redis, keys: Keys, codec: AvroCodec) -> int:
+    async def publish(self, redis: Redis, keys: Keys, codec: AvroCodec, links: AsyncIterator[Outgoing]) -> int:
         """Send the final value of every touched key (a tombstone where Redis holds none: erased)."""
         producer = Producer(
             _kafka_config(self._settings) | {"partitioner": "murmur2_random", "acks": "all", "enable.idempotence": True}
@@ -342,14 +340,40 @@ class _RepublishSink:
             record = None if text is None else public_customer(str(text))
             value = None if record is None else codec.encode(state_subject, "omnichannel.output.CustomerState", record)
             await produce(STATE, key, value)
-        for key, link in self.links.items():
-            await produce(IDENTITY_LINKS, key, link)
+        async for link in links:
+            await produce(IDENTITY_LINKS, link.key, link.value)
         if await asyncio.to_thread(producer.flush, 60) != 0:
             raise ServiceUnavailableError(
                 "Kafka did not acknowledge the rebuilt carts/records within 60 s; Redis is rebuilt, run "
                 "`omnichannel rebuild` again once Kafka answers to publish them"
             )
         return sent
+
+
+async def _final_links(redis: Redis, keys: Keys, config: ProcessorConfig, stage: FoldStage) -> AsyncIterator[Outgoing]:
+    """The last link of every identifier in the rebuilt graph, one cluster at a time.
+
+    The worker sends the links made by each batch's new events; a replay reads a person's events from several
+    topics out of time order, so the link sent last for an identifier need not be its final one (a phone's
+    ``seen_together`` read after the tablet's login that absorbed it). Folding each cluster's whole log once
+    more, every item emitting, gives every link in event-time order: the last one per identifier is the graph's.
+    """
+    unlinked = frozenset(parse_ident(str(i)) for i in await redis.smembers(keys.unlinked()))
+    prefix = keys.cluster_members("")
+    async for members_key in redis.scan_iter(match=f"{_escape(prefix)}*", count=1000):
+        cid = str(members_key)[len(prefix) :]
+        log_items = await redis.hgetall(keys.cluster_log(cid))
+        items = [item_from_json(str(text)) for item_id, text in log_items.items() if item_id != LAST_FIELD]
+        result = fold(items, config.fold_rules, unlinked=unlinked, emit=frozenset(i.item_id for i in items))
+        last = {ident(link.identifier): link for link in result.links}
+        for identifier in sorted(last):
+            # The record the worker sends (one encoder for both: FoldStage's own).
+            yield stage._link_record(last[identifier])
+
+
+def _escape(text: str) -> str:
+    """``text`` as a literal in a SCAN pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 def _fingerprint(cart: dict[str, Any]) -> str:
@@ -496,7 +520,7 @@ async def rebuild(
         done = await _replay(settings, stage, sink, config.batch_max, on_progress, progress_every_s)
         fenced = await _fence_versions(redis, keys, held.carts, sorted(sink.carts))
         on_step("publishing the rebuilt carts, records and links on their compacted topics")
-        republished = await sink.publish(redis, keys, codec)
+        republished = await sink.publish(redis, keys, codec, _final_links(redis, keys, config, stage))
     except RedisError as exc:
         raise ServiceUnavailableError(
             f"Redis failed during the rebuild ({exc}); run `omnichannel rebuild` again once it answers"

@@ -426,7 +426,9 @@ def test_rebuild_refuses_while_a_worker_of_the_group_runs(backbone: Backbone) ->
     assert _members(backbone.settings, backbone.group) == 1
     store = backbone.redis()
     try:
-        before = _redis_snapshot(store, backbone.namespace)
+        ns = backbone.namespace
+        _wait(lambda: store.exists(f"{ns}:attr:{{{ns}:attr}}:meta"), "the worker's first timer tick (it writes)")
+        before = _redis_snapshot(store, ns)
         done = backbone.cli("rebuild", "--yes", timeout=120)
         assert done.returncode == 1, done.stdout + done.stderr
         assert backbone.group in done.stderr and "stop every `omnichannel worker`" in done.stderr
