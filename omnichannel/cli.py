@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 
 import click
@@ -221,6 +222,7 @@ def worker(ctx: click.Context, app_id: str | None, metrics_port: int | None, sup
     Consumes every channel topic, writes Redis and the unified topics. Start several to share the
     partitions. Stops with exit status 75 (no offsets committed) if Redis or Kafka stay unreachable;
     with --supervise it is restarted after a back-off instead (any other status still ends it).
+    Runs on uvloop (FAUST_LOOP=asyncio to use the standard event loop).
     Configuration (see the README): OMNICHANNEL_CART_MERGE (max|sum|keep_customer|replace),
     OMNICHANNEL_CART_IDLE_MINUTES, OMNICHANNEL_BATCH_MAX, and the journey rules (quiet periods, follow-up
     channels, attribution window and model: docs/journeys.md).
@@ -232,6 +234,8 @@ def worker(ctx: click.Context, app_id: str | None, metrics_port: int | None, sup
         verbose = ctx.find_root().params.get("verbose", 0)
         sys.exit(run_supervised(worker_argv(verbose, app_id, metrics_port)))
 
+    # uvloop unless asked otherwise: Faust reads FAUST_LOOP when it is first imported (just below).
+    os.environ.setdefault("FAUST_LOOP", "uvloop")
     from streams.app import build_app
     from streams.config import ProcessorConfig
 

@@ -7,17 +7,17 @@ Nothing here runs at import: :func:`build_app` makes the app for given settings,
   Faust would ack and skip the batch. Poison records go to the dead-letter topic inside the batch; an
   infrastructure failure (Redis or Kafka down after bounded retries) ends the process *without* committing,
   so nothing is skipped and a restarted worker resumes where the last commit was;
-- raw bytes in and out (the project's codec does Avro, Faust does not re-serialise);
+- raw bytes in (the project's codec does Avro); outputs go out through a confluent-kafka producer
+  (:mod:`streams.kafka_sink`), acknowledged before the agent takes its next batch, so before Faust commits;
 - no repartition: the state is folded per identity cluster in Redis (atomic, order-independent), so it does not
   matter which worker reads an event; ``events.by_customer`` is an output for subscribers, keyed by profile;
-- the aiokafka transport partitions keys with murmur2, like the connectors' producers;
+- output keys are partitioned with murmur2, like the connectors' producers;
 - a timer on every worker claims due journey checks in Redis (atomically: two workers never both claim one)
   and folds them into their profiles' clusters; the fold decides, in order with the events (docs/journeys.md).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import ssl
@@ -43,12 +43,13 @@ from streams.cluster_store import RedisClusterStore
 from streams.config import ProcessorConfig
 from streams.domain.fold import DueCheck
 from streams.erasure import record_status
-from streams.journeys.processing import ATTRIBUTION, TRIGGERS, JourneyProcessor
+from streams.journeys.processing import JourneyProcessor
 from streams.journeys.store import JourneyStore
 from streams.journeys.timer import FollowUpTimer
+from streams.kafka_sink import KafkaSink
 from streams.keys import Keys
-from streams.processor import BY_CUSTOMER, CARTS, DEAD_LETTERS, ERASURE_AUDIT, IDENTITY_LINKS, STATE, FoldStage
-from streams.records import Incoming, Outgoing
+from streams.processor import FoldStage
+from streams.records import Incoming
 
 __all__ = ["EXIT_INFRASTRUCTURE", "build_app", "faust_credentials", "redis_client"]
 
@@ -67,29 +68,6 @@ def redis_client(url: str) -> Redis:
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), 8),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
-
-
-class FaustSink:
-    """:class:`streams.processor.Sink` over the app's topics."""
-
-    def __init__(self, topics: dict[str, Any]) -> None:
-        self._topics = topics
-
-    async def send(self, records: Sequence[Outgoing]) -> None:
-        # Into the producer's buffer without an await per record: Faust flushes the producer before it commits
-        # the source offsets, so a record is sent before the offset of the event that caused it is committed.
-        for record in records:
-            self._topics[record.topic].send_soon(
-                key=record.key.encode(), value=record.value, headers=list(record.headers) or None
-            )
-
-    async def send_and_wait(self, records: Sequence[Outgoing]) -> None:
-        pending = [
-            await self._topics[r.topic].send(key=r.key.encode(), value=r.value, headers=list(r.headers) or None)
-            for r in records
-        ]
-        if pending:
-            await asyncio.gather(*pending)
 
 
 def _incoming(event: Any) -> Incoming:
@@ -158,14 +136,7 @@ def build_app(settings: Settings, config: ProcessorConfig, app_id: str | None = 
     redis = redis_client(settings.redis_url)
     keys = Keys(settings.namespace)
 
-    def topic(name: str) -> Any:
-        return app.topic(settings.topic(name), value_serializer="raw", key_serializer="raw")
-
-    outputs = {
-        name: topic(name)
-        for name in (BY_CUSTOMER, IDENTITY_LINKS, CARTS, STATE, DEAD_LETTERS, TRIGGERS, ATTRIBUTION, ERASURE_AUDIT)
-    }
-    sink = FaustSink(outputs)
+    sink = KafkaSink(settings)
     journey_store = JourneyStore(redis, keys)
     journeys = JourneyProcessor(codec, config.journeys, settings.topic, keys)
     timer = FollowUpTimer(journey_store, config.journeys.attribution)

@@ -9,7 +9,10 @@ transaction, and each cart change is published for live readers. Key layout: :mo
 from __future__ import annotations
 
 import json
+import uuid
+from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from redis.asyncio import Redis
@@ -30,12 +33,103 @@ def meta_to_json(merged_into: str | None) -> str:
     return json.dumps({"merged_into": merged_into}, separators=(",", ":"))
 
 
-class RedisClusterStore:
-    """:class:`streams.cluster_engine.ClusterStore` on Redis."""
+def _order(last: str | None) -> tuple[int, str] | None:
+    if not last:
+        return None
+    at_ms, item_id = json.loads(last)
+    return int(at_ms), str(item_id)
 
-    def __init__(self, client: Redis, keys: Keys) -> None:
+
+#: Runs a commit's writes: ARGV holds, per command, its name, key count, argument count, key positions in KEYS
+#: (every key is declared) and arguments.
+_APPLY = """
+local i = 1
+while i <= #ARGV do
+  local nkeys, nargs = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local call = {ARGV[i]}
+  for k = 1, nkeys do call[#call + 1] = KEYS[tonumber(ARGV[i + 2 + k])] end
+  for a = 1, nargs do call[#call + 1] = ARGV[i + 2 + nkeys + a] end
+  redis.call(unpack(call))
+  i = i + 3 + nkeys + nargs
+end
+return 1
+"""
+
+
+_CHUNK = 500
+
+
+class _Ops:
+    """The commands of a commit, in the calling convention of :data:`_APPLY` (names as redis-py's methods)."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.args: list[str] = []
+        self._position: dict[str, str] = {}
+
+    def _add(self, command: str, keys: Sequence[str], args: Sequence[str]) -> None:
+        positions = []
+        for key in keys:
+            if key not in self._position:
+                self.keys.append(key)
+                self._position[key] = str(len(self.keys))
+            positions.append(self._position[key])
+        self.args += [command, str(len(keys)), str(len(args)), *positions, *args]
+
+    def set(self, key: str, value: str) -> None:
+        self._add("SET", [key], [value])
+
+    def delete(self, *keys: str) -> None:
+        self._add("DEL", keys, [])
+
+    def _chunked(self, command: str, key: str, args: Sequence[str], step: int = _CHUNK) -> None:
+        # Lua's unpack() takes a few thousand values at most: a big set or log goes in several calls.
+        for start in range(0, len(args), step):
+            self._add(command, [key], args[start : start + step])
+
+    def sadd(self, key: str, *members: str) -> None:
+        self._chunked("SADD", key, members)
+
+    def srem(self, key: str, *members: str) -> None:
+        self._chunked("SREM", key, members)
+
+    def hset(self, key: str, mapping: Mapping[str, str]) -> None:
+        self._chunked("HSET", key, [x for pair in mapping.items() for x in pair], 2 * _CHUNK)
+
+    def hdel(self, key: str, *fields: str) -> None:
+        self._chunked("HDEL", key, fields)
+
+    def publish(self, channel: str, message: str) -> None:
+        self._add("PUBLISH", [], [channel, message])
+
+
+@dataclass(frozen=True)
+class _Cached:
+    version: str  # the cluster's version token when this copy was written
+    cluster: StoredCluster
+
+
+@dataclass(frozen=True)
+class _Handle:
+    tx: Any  # the WATCHing pipeline
+    versions: Mapping[str, str | None]
+
+
+class RedisClusterStore:
+    """:class:`streams.cluster_engine.ClusterStore` on Redis.
+
+    Keeps the clusters it last committed (members, derived carts and records, owners) in a bounded LRU keyed by
+    the cluster's version token: each commit writes a fresh random token, so an equal token proves the copy is
+    what Redis holds (another worker's commit, a restore or a wipe changes or removes it) and the read skips
+    fetching and parsing it. The token is watched like the rest: a commit still lands only on what was read.
+    """
+
+    def __init__(self, client: Redis, keys: Keys, *, cache_size: int = 50_000) -> None:
         self._redis = client
         self._keys = keys
+        self._cache: OrderedDict[str, _Cached] = OrderedDict()
+        self._cache_size = cache_size
+        self._apply = client.register_script(_APPLY)
 
     async def read(self, identifiers: Collection[str], items: Mapping[str, Collection[str]]) -> ClusterView:
         keys = self._keys
@@ -55,49 +149,69 @@ class RedisClusterStore:
                 for cid in {index[i] for i in item_identifiers if i in index}:
                     asked.setdefault(cid, []).append(item_id)
             clusters: dict[str, StoredCluster] = {}
+            versions: dict[str, str | None] = {}
             if cids:
                 await tx.watch(*(k for c in cids for k in self._cluster_keys(c)))
                 reads = self._redis.pipeline(transaction=False)
                 for cid in cids:
-                    reads.smembers(keys.cluster_members(cid))
-                    reads.smembers(keys.cluster_profiles(cid))
+                    reads.get(keys.cluster_version(cid))
                     reads.hmget(keys.cluster_log(cid), [LAST_FIELD, *asked.get(cid, [])])
                 raw = await reads.execute()
-                shapes = []
-                reads = self._redis.pipeline(transaction=False)
+                missing: list[tuple[str, tuple[int, str] | None, frozenset[str]]] = []
                 for n, cid in enumerate(cids):
-                    members, profiles, (last, *held) = raw[3 * n : 3 * n + 3]
-                    ids = asked.get(cid, [])
-                    present = frozenset(i for i, v in zip(ids, held, strict=True) if v is not None)
-                    ordered_members, ordered_profiles = sorted(members), sorted(profiles)
-                    shapes.append((cid, ordered_members, ordered_profiles, last, present))
-                    derived_keys = [k for p in ordered_profiles for k in (keys.cart(p), keys.customer(p), keys.meta(p))]
-                    derived_keys += [keys.owner(m) for m in ordered_members]
-                    if derived_keys:
-                        reads.mget(derived_keys)
+                    version, (last, *held) = raw[2 * n : 2 * n + 2]
+                    versions[cid] = version
+                    present = frozenset(i for i, v in zip(asked.get(cid, []), held, strict=True) if v is not None)
+                    last_order = _order(last)
+                    cached = self._cache.get(cid)
+                    if version is not None and cached is not None and cached.version == version:
+                        self._cache.move_to_end(cid)
+                        clusters[cid] = replace(cached.cluster, present=present, last=last_order)
                     else:
-                        reads.ping()  # one reply per cluster
-                derived = await reads.execute()
-                for (cid, members, profiles, last, present), values in zip(shapes, derived, strict=True):
-                    stored: dict[str, StoredProfile] = {}
-                    for n, key in enumerate(profiles):
-                        cart, customer, meta = values[3 * n : 3 * n + 3]
-                        stored[key] = StoredProfile(
-                            cart_from_json(cart) if cart else None,
-                            customer_from_json(customer) if customer else None,
-                            json.loads(meta).get("merged_into") if meta else None,
-                        )
-                    owner_values = values[3 * len(profiles) :] if members else []
-                    owners = {m: o for m, o in zip(members, owner_values, strict=True) if o is not None}
-                    last_order = None
-                    if last:
-                        at_ms, item_id = json.loads(last)
-                        last_order = (int(at_ms), str(item_id))
-                    clusters[cid] = StoredCluster(cid, frozenset(members), present, last_order, stored, owners)
-            return ClusterView(index, clusters, frozenset(unlinked), handle=tx)
+                        missing.append((cid, last_order, present))
+                if missing:
+                    clusters |= await self._read_clusters(missing)
+            return ClusterView(index, clusters, frozenset(unlinked), handle=_Handle(tx, versions))
         except BaseException:
             await tx.reset()  # type: ignore[no-untyped-call]
             raise
+
+    async def _read_clusters(
+        self, wanted: list[tuple[str, tuple[int, str] | None, frozenset[str]]]
+    ) -> dict[str, StoredCluster]:
+        """Members, profiles and derived state of clusters this worker holds no current copy of."""
+        keys = self._keys
+        reads = self._redis.pipeline(transaction=False)
+        for cid, _, _ in wanted:
+            reads.smembers(keys.cluster_members(cid))
+            reads.smembers(keys.cluster_profiles(cid))
+        raw = await reads.execute()
+        shapes = []
+        reads = self._redis.pipeline(transaction=False)
+        for n, (cid, last, present) in enumerate(wanted):
+            ordered_members, ordered_profiles = sorted(raw[2 * n]), sorted(raw[2 * n + 1])
+            shapes.append((cid, ordered_members, ordered_profiles, last, present))
+            derived_keys = [k for p in ordered_profiles for k in (keys.cart(p), keys.customer(p), keys.meta(p))]
+            derived_keys += [keys.owner(m) for m in ordered_members]
+            if derived_keys:
+                reads.mget(derived_keys)
+            else:
+                reads.ping()  # one reply per cluster
+        derived = await reads.execute()
+        clusters: dict[str, StoredCluster] = {}
+        for (cid, members, profiles, last, present), values in zip(shapes, derived, strict=True):
+            stored: dict[str, StoredProfile] = {}
+            for n, key in enumerate(profiles):
+                cart, customer, meta = values[3 * n : 3 * n + 3]
+                stored[key] = StoredProfile(
+                    cart_from_json(cart) if cart else None,
+                    customer_from_json(customer) if customer else None,
+                    json.loads(meta).get("merged_into") if meta else None,
+                )
+            owner_values = values[3 * len(profiles) :] if members else []
+            owners = {m: o for m, o in zip(members, owner_values, strict=True) if o is not None}
+            clusters[cid] = StoredCluster(cid, frozenset(members), present, last, stored, owners)
+        return clusters
 
     async def logs(self, view: ClusterView, cids: Collection[str]) -> dict[str, dict[str, str]]:
         ordered = list(cids)
@@ -111,27 +225,70 @@ class RedisClusterStore:
 
     def _cluster_keys(self, cid: str) -> list[str]:
         keys = self._keys
-        return [keys.cluster_members(cid), keys.cluster_log(cid), keys.cluster_profiles(cid)]
+        return [
+            keys.cluster_version(cid),
+            keys.cluster_members(cid),
+            keys.cluster_log(cid),
+            keys.cluster_profiles(cid),
+        ]
 
     async def commit(self, view: ClusterView, writes: Sequence[ClusterWrite]) -> bool:
-        tx = view.handle
+        handle: _Handle = view.handle
+        tx = handle.tx
         keys = self._keys
+        tokens = {write.cid: uuid.uuid4().hex for write in writes}
+        ops = _Ops()
+        for write in writes:
+            self._queue(ops, keys, write)
+            ops.set(keys.cluster_version(write.cid), tokens[write.cid])
+            for absorbed in write.absorbed:
+                ops.delete(keys.cluster_version(absorbed))
         try:
             tx.multi()
-            for write in writes:
-                self._queue(tx, keys, write)
+            # One script call inside MULTI (EXEC still fails if a watched key changed): a few hundred queued
+            # commands would cost a reply each to parse, a third of the commit's CPU.
+            await self._apply(keys=ops.keys, args=ops.args, client=tx)
             await tx.execute()
-            return True
         except WatchError:
             return False
         finally:
             await tx.reset()
+        for write in writes:
+            self._remember(view, write, tokens[write.cid])
+        return True
+
+    def _remember(self, view: ClusterView, write: ClusterWrite, version: str) -> None:
+        """Keep the cluster as this commit left it, so the next batch need not read it back."""
+        for absorbed in write.absorbed:
+            self._cache.pop(absorbed, None)
+        held = view.clusters.get(write.cid)
+        profiles: dict[str, StoredProfile] = {}
+        for key in write.profile_keys:
+            profile = write.profiles.get(key) or (held.profiles.get(key) if held is not None else None)
+            if profile is None:  # not derivable from the write: read it back next time
+                self._cache.pop(write.cid, None)
+                return
+            profiles[key] = profile
+        owners = dict(held.owners) if held is not None and not write.absorbed else {}
+        for identifier, owner in write.owners.items():
+            if owner is None:
+                owners.pop(identifier, None)
+            else:
+                owners[identifier] = owner
+        for identifier in write.unindex:
+            owners.pop(identifier, None)
+        owners = {m: o for m, o in owners.items() if m in write.members}
+        cluster = StoredCluster(write.cid, write.members, frozenset(), write.last, profiles, owners)
+        self._cache[write.cid] = _Cached(version, cluster)
+        self._cache.move_to_end(write.cid)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
 
     async def abort(self, view: ClusterView) -> None:
-        await view.handle.reset()
+        await view.handle.tx.reset()
 
     @staticmethod
-    def _queue(tx: Any, keys: Keys, write: ClusterWrite) -> None:
+    def _queue(tx: _Ops, keys: Keys, write: ClusterWrite) -> None:
         cid = write.cid
         for absorbed in write.absorbed:
             tx.delete(keys.cluster_members(absorbed), keys.cluster_log(absorbed), keys.cluster_profiles(absorbed))

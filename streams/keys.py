@@ -13,6 +13,7 @@ atomic per-key update works on Redis Cluster; the identity index has a hash tag 
 | ``<ns>idg:{idg}:clm:<cluster>`` | set | the cluster's identifiers |
 | ``<ns>idg:{idg}:clog:<cluster>`` | hash | item id -> canonical JSON (events, due checks); ``~last``: last folded |
 | ``<ns>idg:{idg}:clp:<cluster>`` | set | the profile keys last derived from the cluster |
+| ``<ns>idg:{idg}:clv:<cluster>`` | string | random token written by each commit: a cached copy is current iff equal |
 | ``<ns>idg:{idg}:erased`` | set | SHA-256 digests of erased identifiers: a replay cannot bring them back |
 | ``<ns>erasure:<request id>`` | string (JSON, 30 days) | status of an erasure request, no personal data |
 | ``<ns>idg:{idg}:unlinked`` | set | identifiers an operator unlinked (``omnichannel identities unlink``) |
@@ -84,6 +85,9 @@ class Keys:
 
     def cluster_profiles(self, cid: str) -> str:
         return f"{self._ns}idg:{{idg}}:clp:{cid}"
+
+    def cluster_version(self, cid: str) -> str:
+        return f"{self._ns}idg:{{idg}}:clv:{cid}"
 
     def erased(self) -> str:
         """The erasure deny-list: SHA-256 digests of erased identifiers."""

@@ -9,13 +9,10 @@ input of the fold like any event, so a replay of every topic gives the same spli
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from confluent_kafka import Producer
 from redis.asyncio import Redis
 
 from omnichannel.errors import OmnichannelError
@@ -29,9 +26,9 @@ from streams.domain.fold import ident
 from streams.domain.identity import IDENTIFIER_TYPES, Identifier, Link
 from streams.journeys.processing import JourneyProcessor
 from streams.journeys.store import JourneyStore
+from streams.kafka_sink import KafkaSink
 from streams.keys import Keys
 from streams.processor import FoldStage
-from streams.records import Outgoing
 
 __all__ = ["UnlinkReport", "unlink"]
 
@@ -43,40 +40,6 @@ class UnlinkReport:
     identifier: Identifier
     previous_profile: str | None
     request_id: str
-
-
-class _ProducerSink:
-    """:class:`streams.processor.Sink` over a confluent-kafka producer (murmur2, like the worker's keys)."""
-
-    def __init__(self, settings: Settings) -> None:
-        assert settings.kafka_bootstrap_servers is not None
-        self._settings = settings
-        self._producer = Producer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap_servers,
-                "partitioner": "murmur2_random",
-                "acks": "all",
-                "enable.idempotence": True,
-                **settings.kafka_security.confluent_config(),
-            }
-        )
-
-    async def send(self, records: Sequence[Outgoing]) -> None:
-        await self.send_and_wait(records)
-
-    async def send_and_wait(self, records: Sequence[Outgoing]) -> None:
-        for record in records:
-            self._producer.produce(
-                self._settings.topic(record.topic),
-                key=record.key.encode(),
-                value=record.value,
-                headers=list(record.headers),
-            )
-        if await asyncio.to_thread(self._producer.flush, 30) != 0:
-            raise OmnichannelError(
-                "Kafka did not acknowledge the unlink's records within 30 s; the unlink itself is stored in "
-                "Redis: run the command again once Kafka answers to publish them"
-            )
 
 
 async def unlink(settings: Settings, config: ProcessorConfig, identifier_type: str, value: str) -> UnlinkReport:
@@ -111,7 +74,11 @@ async def unlink(settings: Settings, config: ProcessorConfig, identifier_type: s
         link = None
         if previous is not None:
             link = Link("unmerge", identifier, str(previous), None, "unlinked", request_id, int(time.time() * 1000))
-        await stage.refold(identifier, _ProducerSink(settings), link)
+        sink = KafkaSink(settings)
+        try:
+            await stage.refold(identifier, sink, link)
+        finally:
+            sink.close()
         return UnlinkReport(identifier, None if previous is None else str(previous), request_id)
     finally:
         await redis.aclose()

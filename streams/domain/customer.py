@@ -272,7 +272,7 @@ def apply_customer_event(
     consent_map = event.get("consent")
     if isinstance(consent_map, Mapping) and consent_map:
         # The envelope's consent is what the channel knew when the event happened: same rule as consent_changed.
-        held = replace(state, **{k: v for k, v in changes.items() if k in ("consent", "consent_at_ms")})
+        held = state  # nothing above changes consent
         for purpose in sorted(consent_map):
             found = _consent_changes(held, {"purpose": purpose, "granted": consent_map[purpose]}, at_ms)
             if found:
