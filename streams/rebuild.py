@@ -184,7 +184,7 @@ def _read_topic(settings: Settings, topic: str) -> Iterator[Incoming]:
         partitions = _partitions(consumer, topic)
         ends: dict[int, int] = {}
         for tp in partitions:
-            low, high = consumer.get_watermark_offsets(tp, timeout=_TIMEOUT_S)
+            low, high = _watermarks(consumer, tp)
             if high > low:
                 ends[tp.partition] = high
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
@@ -205,6 +205,22 @@ def _read_topic(settings: Settings, topic: str) -> Iterator[Incoming]:
                         done.add(tp.partition)
     finally:
         consumer.close()
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition, attempts: int = 5) -> tuple[int, int]:
+    """Earliest and end offsets of a partition; a partition between leaders (a new topic, a broker restart)
+    answers again within seconds, so a few tries a second apart before giving up (exit 75)."""
+    for attempt in range(attempts):
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=_TIMEOUT_S)
+            return int(low), int(high)
+        except KafkaException as exc:
+            if attempt == attempts - 1:
+                raise ServiceUnavailableError(
+                    f"Kafka did not give the offsets of {tp.topic}[{tp.partition}]: {exc}; run the rebuild again"
+                ) from exc
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
 
 
 def _partitions(consumer: Consumer, topic: str) -> list[TopicPartition]:
@@ -439,7 +455,7 @@ async def _replay(
         for channel in CHANNELS:
             topic = settings.topic(channel_topic(channel))
             for tp in _partitions(consumer, topic):
-                low, high = consumer.get_watermark_offsets(tp, timeout=_TIMEOUT_S)
+                low, high = _watermarks(consumer, tp)
                 parts[(topic, tp.partition)] = PartitionProgress(topic, tp.partition, low, high)
         consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for (t, p), pp in parts.items() if not pp.done])
         started = last = time.monotonic()
