@@ -389,6 +389,71 @@ def erase(settings: Settings, customer_id: str, wait: bool, timeout: float) -> N
     sys.exit(1)
 
 
+@cli.command()
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripts).")
+@click.option("--app-id", help="The worker's consumer group (default: omnichannel-processor in the namespace).")
+@click.pass_obj
+@friendly_errors
+def rebuild(settings: Settings, yes: bool, app_id: str | None) -> None:
+    """Rebuild carts, customer records and the identity graph in Redis from Kafka (after Redis lost them).
+
+    Refuses while a worker of the group runs (stop it first). Restores the erasure deny-list and the operator's
+    unlinks from erasure.audit and identity.links, deletes this namespace's derived keys (nothing else of the
+    Redis database), replays every channel topic from its earliest offset through the worker's own fold,
+    and publishes the rebuilt carts, records and links on their compacted topics. Only what the channel topics
+    still hold comes back: see their retention in docs/reliability.md. Exit status 1 if a worker runs, 75 if
+    Kafka, the registry or Redis do not answer; running it again is safe.
+    """
+    import asyncio
+
+    from streams.config import ProcessorConfig
+    from streams.rebuild import Progress
+    from streams.rebuild import rebuild as run_rebuild
+
+    settings = connect(settings)
+    if not yes:
+        click.confirm(
+            f"Delete every derived Redis key of namespace {settings.namespace or '(none)'!r} at {settings.redis_url} "
+            "and rebuild them from Kafka?",
+            abort=True,
+            err=True,
+        )
+
+    def show(p: Progress) -> None:
+        pending = [f"{q.topic}[{q.partition}] {q.read:,}/{q.total:,}" for q in p.partitions if not q.done]
+        share = 100 * p.read / max(p.total, 1)
+        rest = f"; in progress: {', '.join(pending)}" if pending else ""
+        progress(f"{p.read:,}/{p.total:,} records ({share:.0f}%), {p.rate:,.0f}/s{rest}")
+
+    report = asyncio.run(run_rebuild(settings, ProcessorConfig.from_env(), app_id, progress, show))
+    for topic, count in sorted(report.by_topic.items()):
+        out.print(f"  {topic}: {count:,} records", highlight=False)
+    rate = report.records / max(report.replay_s, 1e-6)
+    out.print(
+        f"rebuilt: {report.records:,} records replayed in {report.replay_s:.1f} s ({rate:,.0f}/s; "
+        f"{report.total_s:.1f} s in all); {report.keys_wiped:,} keys wiped; {report.denied_restored} deny-listed "
+        f"identifier(s) from {report.erasures} erasure(s), {report.unlinked_restored} unlink(s) restored; "
+        f"{report.republished:,} carts/records/links published again ({report.versions_fenced:,} cart versions "
+        f"kept as last published); {report.dead_letters:,} record(s) refused again (already dead-lettered)",
+        highlight=False,
+    )
+    if report.trimmed:
+        gone = ", ".join(f"{t} before offset {o:,}" for t, o in sorted(report.trimmed.items()))
+        err.print(
+            f"warning: the channel topics no longer hold their oldest records ({gone}): retention deleted them, so "
+            "the events in them are not in the rebuilt state. Deployments that need whole rebuilds keep the "
+            "channel topics longer: docs/reliability.md, 'Redis lost'",
+            highlight=False,
+        )
+    if report.erasures_without_digests:
+        err.print(
+            f"warning: {report.erasures_without_digests} erasure(s) were recorded before the audit carried their "
+            "deny-list (ErasureAudit v1): the replay carried each request out again where it met it, but events "
+            "of the subject it read after the request are back. Erase those customers again (`omnichannel erase`)",
+            highlight=False,
+        )
+
+
 # The ops lag monitor's commands live with the monitor (omnichannel/lag/cli.py).
 cli.add_command(lag)
 

@@ -140,3 +140,23 @@ class Keys:
 
     def stock(self, store_id: str) -> str:
         return f"{self._ns}stock:{self._tagged(store_id)}"
+
+    def derived_patterns(self) -> tuple[str, ...]:
+        """SCAN patterns of every key the backbone derives from Kafka (what ``omnichannel rebuild`` wipes).
+
+        Only this namespace's prefixes, so a shared Redis keeps everyone else's keys. The erasure deny-list
+        (:meth:`erased`) matches ``idg:{idg}:*`` but is never wiped: see :mod:`streams.rebuild`.
+        """
+        ns = self._escaped_ns  # hash tags included, so another application's ``customer:123`` never matches
+        per_key = "{idg}:*" if self.single_slot else "{*}"  # see _tagged: one slot on Redis Cluster
+        tagged = tuple(f"{ns}{kind}:{per_key}" for kind in ("cart", "customer", "meta", "seen", "stock"))
+        shared = tuple(
+            f"{ns}{kind}:{{idg}}:{ns}{tag}:*" if self.single_slot else f"{ns}{kind}:{{{ns}{tag}}}:*"
+            for kind, tag in (("jrn", "jrn"), ("attr", "attr"), ("typology", "typ"), ("segment", "seg"))
+        )
+        return (*tagged, *shared, f"{ns}idg:{{idg}}:*", f"{ns}erasure:*")
+
+    @property
+    def _escaped_ns(self) -> str:
+        # A namespace is a plain word, but SCAN patterns give * ? [ ] and the backslash a meaning: escape them.
+        return "".join(f"\\{c}" if c in "*?[]\\" else c for c in self._ns)

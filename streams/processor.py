@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from schemas.codec import AvroCodec
 from schemas.errors import DecodeError
 from schemas.loader import EVENT_FULLNAME
-from streams.cluster_engine import ClusterEngine, ClusterOutcome, NewItem, StoredProfile
+from streams.cluster_engine import ClusterEngine, ClusterOutcome, NewItem, StoredProfile, digest
 from streams.config import ProcessorConfig
 from streams.domain.cart import validate_cart_event
 from streams.domain.errors import DomainError
@@ -249,9 +249,11 @@ class FoldStage:
             "identifiers_erased": len(erasure.identifiers),
             "completed_at_ms": self._clock(),
         }
+        # The deny-list's digests go on the audit too, so `omnichannel rebuild` can restore it before a replay.
+        audit = {**status, "denied_sha256": sorted(digest(i) for i in erasure.identifiers)}
         subject = f"{self._topic_name(ERASURE_AUDIT)}-value"
         outputs.append(
-            Outgoing(ERASURE_AUDIT, request_id, self._codec.encode(subject, "omnichannel.output.ErasureAudit", status))
+            Outgoing(ERASURE_AUDIT, request_id, self._codec.encode(subject, "omnichannel.output.ErasureAudit", audit))
         )
         log.info("erasure carried out", extra={k: v for k, v in status.items() if k != "subject_sha256"})
         if self._on_erased is not None:

@@ -180,6 +180,7 @@ SAMPLE_OUTPUTS: dict[str, dict[str, Any]] = {
         "profiles_erased": 2,
         "identifiers_erased": 5,
         "completed_at_ms": 1732357200000,
+        "denied_sha256": ["3c" * 32, "9e" * 32],
     },
     "omnichannel.output.CustomerState": {
         "customer_id": "C000123456",
