@@ -31,6 +31,7 @@ import asyncio
 import collections
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -232,7 +233,17 @@ def _run_load(
         target = _tree(server_pid)[-1]
         spy = subprocess.Popen(
             [
-                *("py-spy", "record", "--pid", str(target), "--format", "raw", "--rate", "250", "--nonblocking"),
+                *(
+                    str(Path(sys.executable).with_name("py-spy")),
+                    "record",
+                    "--pid",
+                    str(target),
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "250",
+                    "--nonblocking",
+                ),
                 *("--duration", str(int(DURATION_S + WARMUP_S)), "--output", str(profile)),
             ],
             stdout=subprocess.DEVNULL,
@@ -483,6 +494,7 @@ def main() -> None:
     phases = frozenset(p.strip() for p in args.only.split(",") if p.strip())
     if unknown := phases - set(PHASES):
         parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: stop the servers, delete the run's topics
     result = run(phases, args.workers, args.py_spy)
     path = save(args.name, result)
     print(json.dumps(result, indent=2))
