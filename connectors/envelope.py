@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from typing import Any, Final
 from connectors.errors import InvalidEventError
 from connectors.fastcheck import Check, compile_check
 from connectors.hashing import HASHED_IDENTITIES, is_identifier_hash
+from connectors.ids import uuid4_text as _uuid_pool
 from schemas.loader import EVENT_FULLNAME, EVENT_TYPES, load
 from schemas.validation import Problem, problems
 
@@ -89,9 +89,8 @@ def system_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def uuid4_text() -> str:
-    """A random UUID in text form, the default event id."""
-    return str(uuid.uuid4())
+uuid4_text: Final[IdFactory] = _uuid_pool
+"""A random UUID in text form, the default event id (from a pool filled in bulk, see :mod:`connectors.ids`)."""
 
 
 def partition_key(event: Mapping[str, Any]) -> str:
