@@ -198,17 +198,20 @@ def validate_event(event: Mapping[str, Any]) -> None:
 
 def _hash_problems(event: Mapping[str, Any]) -> list[Problem]:
     identities = event.get("identities")
-    if not isinstance(identities, Mapping):
+    if type(identities) is not dict and not isinstance(identities, Mapping):  # exact type first: the hot path
         return []
-    return [
-        Problem(
-            f"identities.{name}",
-            "expected 64 lowercase hex characters (the SHA-256 or HMAC-SHA-256 of the normalised identifier, "
-            "see the README's 'Security and privacy'); never send the clear value",
-        )
-        for name in HASHED_IDENTITIES
-        if isinstance(value := identities.get(name), str) and not is_identifier_hash(value)
-    ]
+    found: list[Problem] = []
+    for name in HASHED_IDENTITIES:
+        value = identities.get(name)
+        if value is not None and isinstance(value, str) and not is_identifier_hash(value):
+            found.append(
+                Problem(
+                    f"identities.{name}",
+                    "expected 64 lowercase hex characters (the SHA-256 or HMAC-SHA-256 of the normalised identifier, "
+                    "see the README's 'Security and privacy'); never send the clear value",
+                )
+            )
+    return found
 
 
 @functools.lru_cache(maxsize=1)
