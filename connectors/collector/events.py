@@ -78,7 +78,7 @@ _PARTIAL = {
 
 def events_router(endpoint: Endpoint) -> APIRouter:
     """The router documenting ``POST /v1/events`` (served by ``endpoint``; the collector's fast path answers
-    exact matches first, this route the rest: other methods, trailing slashes, a mounted app)."""
+    exact matches first; this route answers the rest: other methods, a trailing slash)."""
     router = APIRouter(tags=["events"])
 
     @router.post(

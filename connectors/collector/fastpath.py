@@ -32,7 +32,7 @@ class FastRoutes:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = self.routes.get((scope.get("method", ""), scope["path"])) if scope["type"] == "http" else None
-        if endpoint is None or scope.get("root_path"):  # mounted under a prefix: let the router match it
+        if endpoint is None:
             await self.app(scope, receive, send)
             return
         try:

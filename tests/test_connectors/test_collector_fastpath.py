@@ -33,19 +33,16 @@ async def _fast(request: Request) -> Response:
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "root_path", "expected"),
+    ("method", "path", "expected"),
     [
-        ("POST", "/v1/events", "", (200, "fast b'hi'")),
-        ("GET", "/v1/events", "", (299, "inner")),  # other methods: the app (405 there)
-        ("POST", "/v1/events/", "", (299, "inner")),  # not an exact match
-        ("POST", "/v1/other", "", (299, "inner")),
-        ("POST", "/v1/events", "/mounted", (299, "inner")),  # under a prefix: the router resolves it
+        ("POST", "/v1/events", (200, "fast b'hi'")),
+        ("GET", "/v1/events", (299, "inner")),  # other methods: the app (405 there)
+        ("POST", "/v1/events/", (299, "inner")),  # not an exact match: the app (a redirect there)
+        ("POST", "/v1/other", (299, "inner")),
     ],
 )
-def test_only_exact_matches_take_the_fast_path(
-    method: str, path: str, root_path: str, expected: tuple[int, str]
-) -> None:
-    client = TestClient(FastRoutes(_inner, {("POST", "/v1/events"): _fast}), root_path=root_path)  # no lifespan
+def test_only_exact_matches_take_the_fast_path(method: str, path: str, expected: tuple[int, str]) -> None:
+    client = TestClient(FastRoutes(_inner, {("POST", "/v1/events"): _fast}))  # no lifespan: plain requests
     response = client.request(method, path, content=b"hi", follow_redirects=False)
     assert (response.status_code, response.text) == expected
 
