@@ -36,7 +36,13 @@ def describe() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_average": load_average(),
     }
+
+
+def load_average() -> list[float]:
+    """The machine's 1, 5 and 15 minute load averages (other engineers' runs share these cores)."""
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def save(name: str, result: dict[str, Any]) -> Path:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from typing import Any, Final
 from connectors.errors import InvalidEventError
 from connectors.fastcheck import Check, compile_check
 from connectors.hashing import HASHED_IDENTITIES, is_identifier_hash
+from connectors.ids import uuid4_text as _uuid_pool
 from schemas.loader import EVENT_FULLNAME, EVENT_TYPES, load
 from schemas.validation import Problem, problems
 
@@ -89,9 +89,8 @@ def system_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def uuid4_text() -> str:
-    """A random UUID in text form, the default event id."""
-    return str(uuid.uuid4())
+uuid4_text: Final[IdFactory] = _uuid_pool
+"""A random UUID in text form, the default event id (from a pool filled in bulk, see :mod:`connectors.ids`)."""
 
 
 def partition_key(event: Mapping[str, Any]) -> str:
@@ -199,17 +198,20 @@ def validate_event(event: Mapping[str, Any]) -> None:
 
 def _hash_problems(event: Mapping[str, Any]) -> list[Problem]:
     identities = event.get("identities")
-    if not isinstance(identities, Mapping):
+    if type(identities) is not dict and not isinstance(identities, Mapping):  # exact type first: the hot path
         return []
-    return [
-        Problem(
-            f"identities.{name}",
-            "expected 64 lowercase hex characters (the SHA-256 or HMAC-SHA-256 of the normalised identifier, "
-            "see the README's 'Security and privacy'); never send the clear value",
-        )
-        for name in HASHED_IDENTITIES
-        if isinstance(value := identities.get(name), str) and not is_identifier_hash(value)
-    ]
+    found: list[Problem] = []
+    for name in HASHED_IDENTITIES:
+        value = identities.get(name)
+        if value is not None and isinstance(value, str) and not is_identifier_hash(value):
+            found.append(
+                Problem(
+                    f"identities.{name}",
+                    "expected 64 lowercase hex characters (the SHA-256 or HMAC-SHA-256 of the normalised identifier, "
+                    "see the README's 'Security and privacy'); never send the clear value",
+                )
+            )
+    return found
 
 
 @functools.lru_cache(maxsize=1)

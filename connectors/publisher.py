@@ -297,12 +297,15 @@ class Publisher:
         return _REFUSED
 
     def _settle(self, pending: _Pending) -> list[Outcome]:
-        missing = PublishUnavailableError(
-            f"Kafka at {self.bootstrap} did not acknowledge within {self.delivery_timeout_s:g} s; "
-            "retry later with the same event ids (consumers deduplicate on event_id)"
-        )
-        outcomes = [outcome if outcome is not None else missing for outcome in list(pending.outcomes)]
-        failed = sum(1 for o in outcomes if isinstance(o, PublishError))
+        snapshot = list(pending.outcomes)  # a late report may still arrive in the poll thread
+        outcomes = [outcome for outcome in snapshot if outcome is not None]
+        if len(outcomes) < len(snapshot):  # made only when needed: once per request on the collector's hot path
+            missing = PublishUnavailableError(
+                f"Kafka at {self.bootstrap} did not acknowledge within {self.delivery_timeout_s:g} s; "
+                "retry later with the same event ids (consumers deduplicate on event_id)"
+            )
+            outcomes = [outcome if outcome is not None else missing for outcome in snapshot]
+        failed = sum(1 for o in outcomes if type(o) is not Delivery)
         if failed:
             log.warning("publish incomplete", extra=kv(failed=failed, total=len(outcomes), first=str(outcomes[0])))
         return outcomes

@@ -461,9 +461,16 @@ cli.add_command(lag)
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8080, show_default=True, help="TCP port.")
-@click.pass_obj
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes serving the port; each has its own Kafka producer and Redis connections.",
+)
+@click.pass_context
 @friendly_errors
-def serve(settings: Settings, host: str, port: int) -> None:
+def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
     """Serve the HTTP API: the collector (POST /v1/events, webhooks), the read API and live carts.
 
     OpenAPI at /docs; GET /healthz (liveness), GET /readyz (Kafka, registry, Redis). Keys:
@@ -471,10 +478,12 @@ def serve(settings: Settings, host: str, port: int) -> None:
     OMNICHANNEL_HASH_KEY; or OMNICHANNEL_DEV=1 alone for public development keys and the demo page at /demo/.
     Slow clients: a body must arrive within OMNICHANNEL_BODY_TIMEOUT_S and the answer start within
     OMNICHANNEL_REQUEST_TIMEOUT_S (408), at most OMNICHANNEL_MAX_PENDING_BODIES bodies in flight (503).
+    With --workers N, N processes share the port (one is restarted if it dies); the limits apply per process.
     """
     from omnichannel.serve import run_server
 
-    run_server(connect(settings), host, port)
+    verbosity = int(ctx.find_root().params.get("verbose") or 0)
+    run_server(connect(ctx.obj), host, port, workers=workers, verbosity=verbosity)
 
 
 @cli.command()

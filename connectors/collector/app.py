@@ -22,7 +22,8 @@ from starlette.staticfiles import StaticFiles
 from connectors.auth import KeyRing
 from connectors.channels import load_adapters
 from connectors.channels.base import WebhookContext
-from connectors.collector.events import events_router
+from connectors.collector.events import events_endpoint, events_router
+from connectors.collector.fastpath import FastRoutes
 from connectors.collector.guard import GuardLimits, RequestGuard
 from connectors.collector.openapi import KEY_SECURITY, SECURITY_SCHEMES, component_schemas, error_response, ref
 from connectors.config import CollectorConfig
@@ -87,7 +88,8 @@ def create_app(
             extra=kv(hash_key="dev" if config.hash_key == DEV_HASH_KEY else "configured"),
         )
     keyring = KeyRing(config.keys, config.read_keys, config.admin_keys)
-    app.include_router(events_router(config, keyring, publisher.publish_many_async, clock, new_id))
+    post_events = events_endpoint(config, keyring, publisher.publish_many_async, clock, new_id)
+    app.include_router(events_router(post_events))
     context = WebhookContext(config, keyring, publisher.publish_many_async, clock, wall_clock_s)
     for adapter in load_adapters(config.adapters).values():
         if adapter.webhook is None:
@@ -119,6 +121,7 @@ def create_app(
     limits = GuardLimits(
         config.body_timeout_s, config.request_timeout_s, config.max_pending_bodies, config.retry_after_s
     )
+    app.add_middleware(FastRoutes, routes={("POST", "/v1/events"): post_events})  # inside the guard
     app.add_middleware(RequestGuard, limits=limits)
     extra = dict(components or {})
     app.openapi = lambda: _openapi(app, extra)  # type: ignore[method-assign]

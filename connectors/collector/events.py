@@ -15,6 +15,7 @@ from fastapi.responses import Response
 
 from connectors.auth import KeyRing, forbidden
 from connectors.channels.base import AsyncPublish
+from connectors.collector.fastpath import Endpoint
 from connectors.collector.openapi import ERROR_RESPONSES, batch_example, event_example, ref
 from connectors.config import CollectorConfig
 from connectors.envelope import Clock, IdFactory, normalise
@@ -33,7 +34,7 @@ from omnichannel.logs import kv
 from schemas.topics import CHANNELS
 from schemas.validation import Problem
 
-__all__ = ["events_router"]
+__all__ = ["events_endpoint", "events_router"]
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +76,9 @@ _PARTIAL = {
 }
 
 
-def events_router(
-    config: CollectorConfig, keyring: KeyRing, publish: AsyncPublish, clock: Clock, new_id: IdFactory
-) -> APIRouter:
-    """The router serving ``POST /v1/events``."""
+def events_router(endpoint: Endpoint) -> APIRouter:
+    """The router documenting ``POST /v1/events`` (served by ``endpoint``; the collector's fast path answers
+    exact matches first; this route answers the rest: other methods, a trailing slash)."""
     router = APIRouter(tags=["events"])
 
     @router.post(
@@ -118,6 +118,17 @@ def events_router(
             }
         },
     )
+    async def post_events(request: Request) -> Response:
+        return await endpoint(request)
+
+    return router
+
+
+def events_endpoint(
+    config: CollectorConfig, keyring: KeyRing, publish: AsyncPublish, clock: Clock, new_id: IdFactory
+) -> Endpoint:
+    """The handler of ``POST /v1/events`` (see the module docstring); raises :class:`HttpError` for 4xx/5xx."""
+
     async def post_events(request: Request) -> Response:
         allowed = keyring.channels(request.headers)
         document = parse_json(await read_body(request, config.max_body_bytes))
@@ -227,7 +238,7 @@ def events_router(
             return unavailable(outcome, config.retry_after_s)
         return HttpError(502, "kafka_refused", str(outcome))
 
-    return router
+    return post_events
 
 
 def _channel(raw: dict[str, Any], allowed: frozenset[str]) -> str | None:
