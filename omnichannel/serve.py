@@ -30,6 +30,7 @@ def run_server(settings: Settings, host: str, port: int, *, workers: int = 1, ve
     own Kafka producer from the same environment (:func:`worker_app`); nothing else is shared between them.
     """
     if workers > 1:
+        _require_channel_schemas(settings)  # one error line here, not a 503 from every worker
         os.environ[_VERBOSITY_ENV] = str(verbosity)  # this is the entry point: the workers inherit it
         uvicorn.run(
             "omnichannel.serve:worker_app",
@@ -56,6 +57,18 @@ def run_server(settings: Settings, host: str, port: int, *, workers: int = 1, ve
             publisher.prepare(sorted({channel for channels in config.keys.values() for channel in channels}))
         app = create_server(settings, config, publisher, ProcessorConfig.from_env())
         uvicorn.run(app, host=host, port=port, **_UVICORN)
+
+
+def _require_channel_schemas(settings: Settings) -> None:
+    """:class:`SchemaNotRegisteredError` unless every channel topic's Event schema is registered (looked up)."""
+    from schemas.publish import require_registered
+    from schemas.registry import ConfluentSchemaRegistry
+    from schemas.topics import CHANNELS, catalogue_for, channel_topic
+
+    assert settings.schema_registry_url is not None
+    channel_topics = {settings.topic(channel_topic(c)) for c in CHANNELS}
+    registry = ConfluentSchemaRegistry(settings.schema_registry_url, basic_auth=settings.schema_registry_basic_auth)
+    require_registered(registry, [s for s in catalogue_for(settings.namespace) if s.name in channel_topics])
 
 
 def worker_app() -> FastAPI:

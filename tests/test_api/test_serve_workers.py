@@ -7,6 +7,7 @@ the connection and answer 202 (stored in Kafka). Both answering alone shows both
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -19,11 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from omnichannel.kafka_admin import ensure_topics
+from omnichannel.provision import provision
 from omnichannel.settings import Settings
 from omnichannel.stack.processes import free_port, stop
 from schemas.samples import sample_event
-from schemas.topics import catalogue_for
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def serve_two_workers(settings: Settings, tmp_path: Path) -> Iterator[tuple[str,
     """``serve --workers 2`` on a free port, in a namespace of its own; yields (base URL, supervisor pid)."""
     namespace = f"workers{uuid.uuid4().hex[:8]}"
     assert settings.kafka_bootstrap_servers is not None
-    ensure_topics(settings.kafka_bootstrap_servers, catalogue_for(namespace), 1)
+    provision(dataclasses.replace(settings, namespace=namespace), 1)  # topics and schemas
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMNICHANNEL_")}
     env |= {
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,

@@ -6,6 +6,7 @@ which accepted events were applied: a product missing from its cart is lost, a q
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -22,10 +23,9 @@ import httpx
 import pytest
 import redis
 
-from omnichannel.kafka_admin import ensure_topics
+from omnichannel.provision import provision
 from omnichannel.settings import Settings
 from omnichannel.stack.processes import free_port, stop
-from schemas.topics import catalogue_for
 from streams.keys import Keys
 
 #: Development key of the web channel (the API runs with OMNICHANNEL_DEV=1).
@@ -153,7 +153,7 @@ def start_backbone(tmp_path: Path) -> Iterator[Any]:
             "OMNICHANNEL_DEV": "1",
         }
         assert settings.kafka_bootstrap_servers is not None
-        ensure_topics(settings.kafka_bootstrap_servers, catalogue_for(namespace), 3)
+        provision(dataclasses.replace(settings, namespace=namespace), 3)  # topics and schemas (never auto-registered)
         port = free_port()
         cli = [sys.executable, "-m", "omnichannel.cli"]
         procs = {}

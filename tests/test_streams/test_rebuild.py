@@ -26,13 +26,13 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from streams_harness import Pipeline
 
-from omnichannel.kafka_admin import ensure_topics
+from omnichannel.provision import provision
 from omnichannel.settings import Settings
 from omnichannel.stack.processes import free_port, stop
 from schemas.codec import AvroCodec
 from schemas.registry import ConfluentSchemaRegistry
 from schemas.samples import sample_event
-from schemas.topics import CHANNELS, catalogue_for, channel_topic
+from schemas.topics import CHANNELS, channel_topic
 
 #: The tests' own Redis database: FLUSHDB there touches no other test's keys.
 REDIS_DB = 12
@@ -99,7 +99,7 @@ def backbone(settings: Settings, tmp_path: Path) -> Iterator[Backbone]:
     }
     scoped = Settings.from_env(env)
     assert scoped.kafka_bootstrap_servers is not None
-    ensure_topics(scoped.kafka_bootstrap_servers, catalogue_for(namespace), 2)
+    provision(scoped, 2)  # topics and schemas: producers only look schema ids up
     port = free_port()
     found = Backbone(env, scoped, f"http://127.0.0.1:{port}", tmp_path)
     found.start_worker()
