@@ -20,7 +20,7 @@ import redis
 from omnichannel.errors import ServiceStartError
 from omnichannel.stack.model import NodeInfo, Progress, ServiceInfo
 from omnichannel.stack.processes import free_port, port_is_free, spawn, stop, wait_until
-from omnichannel.stack.redis_server import redis_answers, redis_version, require_redis_server
+from omnichannel.stack.redis_server import redis_answers, redis_version, require_redis_server, server_options
 
 __all__ = ["NODE_TIMEOUT_MS", "cluster_roles", "restart_redis_node", "start_local_redis_cluster"]
 
@@ -55,18 +55,7 @@ def _node_argv(binary: str, port: int, home: Path) -> list[str]:
         "nodes.conf",
         "--cluster-node-timeout",
         str(NODE_TIMEOUT_MS),
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "everysec",
-        "--dir",
-        str(home),
-        "--daemonize",
-        "no",
-        "--protected-mode",
-        "yes",
+        *server_options(home),
     ]
 
 

@@ -101,19 +101,7 @@ def start_local_redis(
                 str(redis_port),
                 "--bind",
                 "127.0.0.1",
-                # AOF only (no RDB snapshots): replayed on start, rewritten in the background as it grows.
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--dir",
-                str(home),
-                "--daemonize",
-                "no",
-                "--protected-mode",
-                "yes",
+                *server_options(home),
                 *(["--requirepass", password] if password else []),
             ],
             log_file,
@@ -135,3 +123,14 @@ def start_local_redis(
             raise
         return ServiceInfo("redis", url, "local", redis_version(url), pid=proc.pid, log_file=str(log_file))
     raise ServiceStartError(f"Redis could not bind a free port after 3 attempts; see {log_file}.")
+
+
+def server_options(home: Path) -> list[str]:
+    """The persistence and safety options of every local redis-server (one node or a cluster's).
+
+    AOF only (no RDB snapshots): replayed on start, rewritten in the background as it grows.
+    """
+    return [
+        *("--save", "", "--appendonly", "yes", "--appendfsync", "everysec"),
+        *("--dir", str(home), "--daemonize", "no", "--protected-mode", "yes"),
+    ]
