@@ -21,6 +21,7 @@ from redis.exceptions import WatchError
 
 from streams.cluster_engine import ClusterView, ClusterWrite, StoredCluster, StoredProfile, digest
 from streams.keys import Keys
+from streams.redis_ops import APPLY_OPS, RedisOps
 from streams.state_json import cart_from_json, cart_to_json, customer_from_json, customer_to_json
 
 __all__ = ["RedisClusterStore", "meta_to_json"]
@@ -41,73 +42,23 @@ def _order(last: str | None) -> tuple[int, str] | None:
     return int(at_ms), str(item_id)
 
 
-#: Runs a commit's writes: ARGV[1] is a JSON array holding, per command, its name, key count, argument count, key
-#: positions in KEYS (every key is declared) and arguments. One JSON argument: redis-py packs each argument in
-#: Python, orjson packs the lot in C.
-_APPLY = """
-local ops = cjson.decode(ARGV[1])
-local i = 1
-while i <= #ops do
-  local nkeys, nargs = ops[i + 1], ops[i + 2]
-  local call = {ops[i]}
-  for k = 1, nkeys do call[#call + 1] = KEYS[ops[i + 2 + k]] end
-  for a = 1, nargs do call[#call + 1] = ops[i + 2 + nkeys + a] end
-  redis.call(unpack(call))
-  i = i + 3 + nkeys + nargs
+#: Per cluster (KEYS: version token, log; ARGV[2]: JSON list of the batch's item ids to look for in each log):
+#: the token, the log's last-folded field (ARGV[1]) and a "0"/"1" per asked id ("": no such key or field). One
+#: call instead of two commands a cluster, each packed and parsed by redis-py in Python.
+_PROBE = """
+local asked = cjson.decode(ARGV[2])
+local out = {}
+for n = 1, #asked do
+  out[#out + 1] = redis.call('GET', KEYS[2 * n - 1]) or ''
+  out[#out + 1] = redis.call('HGET', KEYS[2 * n], ARGV[1]) or ''
+  local flags = {}
+  for i, item_id in ipairs(asked[n]) do
+    flags[i] = redis.call('HEXISTS', KEYS[2 * n], item_id) == 1 and '1' or '0'
+  end
+  out[#out + 1] = table.concat(flags)
 end
-return 1
+return out
 """
-
-
-_CHUNK = 500
-
-
-class _Ops:
-    """The commands of a commit, in the calling convention of :data:`_APPLY` (names as redis-py's methods)."""
-
-    def __init__(self) -> None:
-        self.keys: list[str] = []
-        self.ops: list[str | int] = []
-        self._position: dict[str, int] = {}
-
-    @property
-    def args(self) -> list[str]:
-        return [orjson.dumps(self.ops).decode()]
-
-    def _add(self, command: str, keys: Sequence[str], args: Sequence[str]) -> None:
-        positions = []
-        for key in keys:
-            if key not in self._position:
-                self.keys.append(key)
-                self._position[key] = len(self.keys)
-            positions.append(self._position[key])
-        self.ops += [command, len(keys), len(args), *positions, *args]
-
-    def set(self, key: str, value: str) -> None:
-        self._add("SET", [key], [value])
-
-    def delete(self, *keys: str) -> None:
-        self._add("DEL", keys, [])
-
-    def _chunked(self, command: str, key: str, args: Sequence[str], step: int = _CHUNK) -> None:
-        # Lua's unpack() takes a few thousand values at most: a big set or log goes in several calls.
-        for start in range(0, len(args), step):
-            self._add(command, [key], args[start : start + step])
-
-    def sadd(self, key: str, *members: str) -> None:
-        self._chunked("SADD", key, members)
-
-    def srem(self, key: str, *members: str) -> None:
-        self._chunked("SREM", key, members)
-
-    def hset(self, key: str, mapping: Mapping[str, str]) -> None:
-        self._chunked("HSET", key, [x for pair in mapping.items() for x in pair], 2 * _CHUNK)
-
-    def hdel(self, key: str, *fields: str) -> None:
-        self._chunked("HDEL", key, fields)
-
-    def publish(self, channel: str, message: str) -> None:
-        self._add("PUBLISH", [], [channel, message])
 
 
 @dataclass(frozen=True)
@@ -136,7 +87,8 @@ class RedisClusterStore:
         self._keys = keys
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._cache_size = cache_size
-        self._apply = client.register_script(_APPLY)
+        self._apply = client.register_script(APPLY_OPS)
+        self._probe = client.register_script(_PROBE)
 
     async def read(self, identifiers: Collection[str], items: Mapping[str, Collection[str]]) -> ClusterView:
         keys = self._keys
@@ -159,16 +111,15 @@ class RedisClusterStore:
             versions: dict[str, str | None] = {}
             if cids:
                 await tx.watch(*(k for c in cids for k in self._cluster_keys(c)))
-                reads = self._redis.pipeline(transaction=False)
-                for cid in cids:
-                    reads.get(keys.cluster_version(cid))
-                    reads.hmget(keys.cluster_log(cid), [LAST_FIELD, *asked.get(cid, [])])
-                raw = await reads.execute()
+                probe_keys = [k for c in cids for k in (keys.cluster_version(c), keys.cluster_log(c))]
+                probe_args = [LAST_FIELD, orjson.dumps([asked.get(c, []) for c in cids]).decode()]
+                raw = await self._probe(keys=probe_keys, args=probe_args)
                 missing: list[tuple[str, tuple[int, str] | None, frozenset[str]]] = []
                 for n, cid in enumerate(cids):
-                    version, (last, *held) = raw[2 * n : 2 * n + 2]
+                    version, last, held = (x or None for x in raw[3 * n : 3 * n + 3])
                     versions[cid] = version
-                    present = frozenset(i for i, v in zip(asked.get(cid, []), held, strict=True) if v is not None)
+                    flags = zip(asked.get(cid, []), held or "", strict=True)
+                    present = frozenset(i for i, flag in flags if flag == "1")
                     last_order = _order(last)
                     cached = self._cache.get(cid)
                     if version is not None and cached is not None and cached.version == version:
@@ -244,7 +195,7 @@ class RedisClusterStore:
         tx = handle.tx
         keys = self._keys
         tokens = {write.cid: uuid.uuid4().hex for write in writes}
-        ops = _Ops()
+        ops = RedisOps()
         for write in writes:
             self._queue(ops, keys, write)
             ops.set(keys.cluster_version(write.cid), tokens[write.cid])
@@ -295,7 +246,7 @@ class RedisClusterStore:
         await view.handle.tx.reset()
 
     @staticmethod
-    def _queue(tx: _Ops, keys: Keys, write: ClusterWrite) -> None:
+    def _queue(tx: RedisOps, keys: Keys, write: ClusterWrite) -> None:
         cid = write.cid
         for absorbed in write.absorbed:
             tx.delete(keys.cluster_members(absorbed), keys.cluster_log(absorbed), keys.cluster_profiles(absorbed))

@@ -213,7 +213,10 @@ _DEFAULT_LIMITS: Final = CustomerLimits()
 
 
 def apply_customer_event(
-    state: CustomerState, event: Mapping[str, Any], limits: CustomerLimits = _DEFAULT_LIMITS
+    state: CustomerState,
+    event: Mapping[str, Any],
+    limits: CustomerLimits = _DEFAULT_LIMITS,
+    identifiers: tuple[Identifier, ...] | None = None,
 ) -> CustomerState:
     """Fold one decoded event into the customer record and return the new record.
 
@@ -233,6 +236,8 @@ def apply_customer_event(
     ``order_placed`` / ``cart_cleared`` end it; ``quote_started`` / ``quote_updated`` -> ``quote_submitted``,
     ``ticket_opened`` -> ``ticket_closed``, ``contact_started`` -> ``contact_ended`` (by id). A cart emptied
     line by line is ended by the journeys processing, which sees the cart. Segments follow the channel counts.
+
+    ``identifiers``: the event's ``identifiers_of(event, limits.identity_rules)`` when the caller has them already.
     """
     at_ms: int = event["occurred_at_ms"]
     if state.erased_at_ms is not None and at_ms < state.erased_at_ms:
@@ -245,7 +250,11 @@ def apply_customer_event(
     raw_payload = event.get("payload")
     payload: Mapping[str, Any] = raw_payload if isinstance(raw_payload, Mapping) else {}
     changes: dict[str, Any] = {
-        "identities": _merge_identities(state.identities, identifiers_of(event, limits.identity_rules), limits),
+        "identities": _merge_identities(
+            state.identities,
+            identifiers_of(event, limits.identity_rules) if identifiers is None else identifiers,
+            limits,
+        ),
         "freshness": _with(state.freshness, channel, max(state.freshness.get(channel, at_ms), at_ms)),
         "updated_at_ms": max(state.updated_at_ms, at_ms),
     }

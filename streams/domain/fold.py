@@ -146,6 +146,11 @@ class FoldRules:
     merge_mode: MergeMode = MergeMode.MAX
     cart_idle_ms: int = 7 * 24 * 3600 * 1000
     customer_limits: CustomerLimits = field(default_factory=CustomerLimits)
+    #: The record reads identities with the same rules as resolution (the usual case): read them once per event.
+    same_identity_rules: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "same_identity_rules", self.customer_limits.identity_rules == self.identity)
 
 
 @dataclass
@@ -302,7 +307,8 @@ def _apply_event(
 ) -> None:
     event = item.event
     assert event is not None
-    ids = tuple(i for i in identifiers_of(event, rules.identity) if i not in unlinked)
+    found = identifiers_of(event, rules.identity)
+    ids = tuple(i for i in found if i not in unlinked) if unlinked else found
     local = graph.around(ids)
     decide = release if event.get("event_type") == "logout" else observe
     observation = decide(local, ids, rules.identity, item.item_id, item.at_ms)
@@ -330,7 +336,8 @@ def _apply_event(
     try:
         updated = apply_cart_event(expire_if_idle(base, item.at_ms, rules.cart_idle_ms), event)
         cart = updated if updated is not base or (target.cart is None and updated.version) else target.cart
-        customer = apply_customer_event(target.customer or CustomerState(key=key), event, rules.customer_limits)
+        seen = found if rules.same_identity_rules else None
+        customer = apply_customer_event(target.customer or CustomerState(key=key), event, rules.customer_limits, seen)
         if hooks is not None:
             customer = hooks.on_event(key, event, base, cart or base, customer, sink)
     except DomainError as exc:

@@ -264,16 +264,16 @@ def on_event(
     channel = str(event.get("channel") or "other")
     raw = event.get("payload")
     payload: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
-    state = replace(journey, clock_ms=max(journey.clock_ms, at_ms))
     cross = False
 
-    episode = state.cart
+    episode = journey.cart
     if event_type == "order_placed" and episode is not None and cart_before.lines and not cart_after.lines:
         cross = len(episode.channels | {channel}) > 1
     if event_type in CART_EVENT_TYPES and cart_after.lines:
         cart_step = "checkout" if event_type == "checkout_started" else "cart"
         episode = _track_cart(episode, cart_after, str(event["event_id"]), channel, cart_step, at_ms)
-    state = replace(state, cart=episode)
+    # One copy for the fields every event may change (a copy of a frozen record is most of this function's cost).
+    state = replace(journey, clock_ms=max(journey.clock_ms, at_ms), cart=episode)
 
     if event_type in ("quote_started", "quote_updated"):
         state = replace(state, quotes=_upsert_quote(state.quotes, payload, channel, at_ms, rules.max_quotes))
@@ -313,7 +313,7 @@ def on_event(
     if cross:
         state = replace(state, cross_journeys=state.cross_journeys + 1)
     step = settle(state, cart_after, identified=identified, origin_id=str(event["event_id"]), rules=rules)
-    return replace(step, cross_journey=cross)
+    return replace(step, cross_journey=True) if cross else step
 
 
 def _track_cart(
@@ -338,12 +338,17 @@ def _track_cart(
             line_channels | ({channel} if channel else frozenset()),
         )
     newer = at_ms is not None and at_ms >= episode.last_activity_ms
+    moved = (
+        max(episode.last_activity_ms, cart.updated_at_ms),
+        channel if channel and newer else episode.last_channel,
+        step if step and newer else episode.last_step,
+        episode.channels | line_channels | ({channel} if channel else frozenset()),
+    )
+    if moved == (episode.last_activity_ms, episode.last_channel, episode.last_step, episode.channels):
+        return episode  # nothing moved: no copy (settle() runs after every event)
+    activity, last_channel, last_step, channels = moved
     return replace(
-        episode,
-        last_activity_ms=max(episode.last_activity_ms, cart.updated_at_ms),
-        last_channel=channel if channel and newer else episode.last_channel,
-        last_step=step if step and newer else episode.last_step,
-        channels=episode.channels | line_channels | ({channel} if channel else frozenset()),
+        episode, last_activity_ms=activity, last_channel=last_channel, last_step=last_step, channels=channels
     )
 
 
@@ -395,7 +400,8 @@ def settle(journey: JourneyState, cart: Cart, *, identified: bool, origin_id: st
     windows. An unidentified profile drops, with a reason, the conversions the window has passed by, the
     exposures it has passed by that no pending conversion can use, and what exceeds the bounds.
     """
-    state = replace(journey, cart=_track_cart(journey.cart, cart, origin_id))
+    episode = _track_cart(journey.cart, cart, origin_id)
+    state = journey if episode is journey.cart else replace(journey, cart=episode)
     window = rules.attribution.window_ms
     limit = rules.attribution.max_exposures
     dropped: list[tuple[str, str]] = []
@@ -409,7 +415,8 @@ def settle(journey: JourneyState, cart: Cart, *, identified: bool, origin_id: st
         # Kept for two windows, not one: a conversion that arrives late (its event time up to a window before
         # the newest event applied) still finds the touches before it.
         kept = tuple(e for e in exposures if e.at_ms + 2 * window >= state.clock_ms)[-limit:]
-        state = replace(state, exposures=kept, pending=())
+        if kept != state.exposures or state.pending:
+            state = replace(state, exposures=kept, pending=())
     else:
         now = state.clock_ms
         waiting = tuple(c for c in state.pending if c.at_ms + window > now)
@@ -420,7 +427,8 @@ def settle(journey: JourneyState, cart: Cart, *, identified: bool, origin_id: st
         fresh = tuple(e for e in state.exposures if e.counted or e.at_ms + window > now or _needed(e, waiting, window))
         dropped += [("exposure_unidentified_after_window", e.event_id) for e in state.exposures if e not in fresh]
         dropped += [("exposure_overflow", e.event_id) for e in fresh[:-limit] if not e.counted]
-        state = replace(state, exposures=fresh[-limit:], pending=waiting)
+        if fresh[-limit:] != state.exposures or waiting != state.pending:
+            state = replace(state, exposures=fresh[-limit:], pending=waiting)
     return JourneyStep(state, tuple(attributions), exposed, tuple(dropped))
 
 

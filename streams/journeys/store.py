@@ -33,6 +33,7 @@ from streams.domain.segments import SEGMENTS
 from streams.domain.stock import StockLevel, stock_level_of
 from streams.domain.typology import TYPOLOGIES
 from streams.keys import Keys
+from streams.redis_ops import APPLY_OPS, RedisOps
 
 __all__ = ["DROP_REASONS", "Claimed", "JourneyEffects", "JourneyStore", "schedule_member"]
 
@@ -122,6 +123,7 @@ class JourneyStore:
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
         self._stock = client.register_script(_STOCK)
+        self._apply = client.register_script(APPLY_OPS)
 
     @property
     def keys(self) -> Keys:
@@ -130,22 +132,20 @@ class JourneyStore:
     # -- writes by the state stage ------------------------------------------------------------------------
 
     async def apply(self, effects: Iterable[JourneyEffects]) -> None:
-        """Apply the effects of a batch in one pipeline (each write is idempotent)."""
-        pipe = self._redis.pipeline(transaction=False)
-        count = 0
+        """Apply the effects of a batch in one script call, in order (each write is idempotent)."""
+        ops = RedisOps()
         for effect in effects:
             for member, due_ms in effect.schedule:
                 if due_ms is None:
-                    pipe.zrem(self._keys.due(), member)
+                    ops.zrem(self._keys.due(), member)
                 else:
-                    pipe.zadd(self._keys.due(), {member: due_ms})
+                    ops.zadd(self._keys.due(), member, due_ms)
             for key, member in effect.adds:
-                pipe.sadd(key, member)
+                ops.sadd(key, member)
             for key, member in effect.removes:
-                pipe.srem(key, member)
-            count += len(effect.schedule) + len(effect.adds) + len(effect.removes)
-        if count:
-            await pipe.execute()
+                ops.srem(key, member)
+        if ops:
+            await self._apply(keys=ops.keys, args=ops.args)
 
     # -- the timer ----------------------------------------------------------------------------------------
 
