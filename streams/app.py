@@ -3,7 +3,8 @@
 Nothing here runs at import: :func:`build_app` makes the app for given settings, and the
 ``omnichannel worker`` command runs it. Design choices from faust-streaming's known behaviours
 (see docs/stream-processing.md):
-- agents take batches with ``take_events`` at concurrency 1, and never let an exception escape the loop:
+- agents take batches (:func:`streams.faust_batches.ready_batches`: what is ready, filled while the last batch
+  is processed) at concurrency 1, and never let an exception escape the loop:
   Faust would ack and skip the batch. Poison records go to the dead-letter topic inside the batch; an
   infrastructure failure (Redis or Kafka down after bounded retries) ends the process *without* committing,
   so nothing is skipped and a restarted worker resumes where the last commit was;
@@ -44,6 +45,7 @@ from streams.cluster_store import RedisClusterStore
 from streams.config import ProcessorConfig
 from streams.domain.fold import DueCheck
 from streams.erasure import record_status
+from streams.faust_batches import ready_batches
 from streams.journeys.processing import JourneyProcessor
 from streams.journeys.store import JourneyStore
 from streams.journeys.timer import FollowUpTimer
@@ -184,7 +186,7 @@ def build_app(settings: Settings, config: ProcessorConfig, app_id: str | None = 
 
     @app.agent(channel_topics, concurrency=1)
     async def fold_events(stream: Any) -> None:
-        async for events in stream.take_events(config.batch_max, within=config.batch_within_s):
+        async for events in ready_batches(stream, config.batch_max, config.batch_within_s):
             try:
                 await stage.process([_incoming(e) for e in events], sink)
                 if settings.redis_cluster:  # before the batch's offsets can be committed (the next iteration)

@@ -477,4 +477,7 @@ def _keep_versions_rising(now: StoredProfile, held: StoredProfile | None) -> Sto
     fence on the version, so a changed cart always gets a higher one than the last written."""
     if held is None or held.cart is None or now.cart is None or now.cart.version > held.cart.version:
         return now
+    if replace(now.cart, version=held.cart.version) == held.cart:
+        # The cart did not change (the record did): keep it as published, so it is neither written nor sent again.
+        return replace(now, cart=held.cart)
     return replace(now, cart=replace(now.cart, version=held.cart.version + 1))

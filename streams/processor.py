@@ -288,7 +288,10 @@ class FoldStage:
             routed.update(k for i, k in result.routes.items() if k is not None and i not in ready)  # due checks
             outputs.extend(self._link_record(link) for link in result.links)
             for key in sorted(set(outcome.changed) | {k for k in outcome.derived if k in routed}):
-                outputs.extend(self._state_records(key, outcome.derived[key]))
+                # A changed profile sends what changed of it (its other half was sent when it last changed); an
+                # unchanged one the batch touched is a replay (a crash before its sends): both are sent again.
+                held = outcome.before.get(key) if key in outcome.changed else None
+                outputs.extend(self._state_records(key, outcome.derived[key], held))
         if journey_out is not None:
             outputs.extend(journey_out.records)
         return routed
@@ -332,13 +335,14 @@ class FoldStage:
         value = self._codec.encode(subject, "omnichannel.output.IdentityLink", record)
         return Outgoing(IDENTITY_LINKS, f"{link.identifier.type}:{link.identifier.value}", value)
 
-    def _state_records(self, key: str, profile: StoredProfile) -> list[Outgoing]:
+    def _state_records(self, key: str, profile: StoredProfile, held: StoredProfile | None = None) -> list[Outgoing]:
+        """The cart and record of ``profile``; with ``held`` (what was last published), only those that differ."""
         records: list[Outgoing] = []
-        if profile.cart is not None:
+        if profile.cart is not None and (held is None or held.cart != profile.cart):
             subject = f"{self._topic_name(CARTS)}-value"
             value = self._codec.encode(subject, "omnichannel.output.Cart", profile.cart.to_avro_dict())
             records.append(Outgoing(CARTS, key, value))
-        if profile.customer is not None:
+        if profile.customer is not None and (held is None or held.customer != profile.customer):
             subject = f"{self._topic_name(STATE)}-value"
             value = self._codec.encode(subject, "omnichannel.output.CustomerState", profile.customer.to_avro_dict())
             records.append(Outgoing(STATE, key, value))

@@ -296,3 +296,30 @@ def test_an_erasure_removes_the_subject_and_keeps_whoever_shared_a_device() -> N
     cart = store.profiles["customer:C2"].cart
     assert cart is not None and {line.product_id: line.quantity for line in cart.lines} == {"P3": 2}
     assert not any("C1" in text or EMAILS[0] in text for log in store.item_logs.values() for text in log.values())
+
+
+def test_a_cart_is_written_again_only_when_it_changed() -> None:
+    """Live cart readers fence on the version and are pushed every cart write: a product view (the record
+    changes, the cart does not) must leave the cart as published, version included."""
+    rules = FoldRules()
+    store = MemoryClusterStore()
+    engine = ClusterEngine(store, rules)
+    add = make_event(1, "add", 3, "P1", 2, 1_000)
+    consent = make_event(2, "consent", 3, "P1", 2, 2_000)  # C1 again: the record changes, the cart does not
+    more = make_event(3, "add", 3, "P2", 1, 3_000)
+
+    async def run() -> None:
+        outcomes = []
+        for event in (add, consent, more):
+            item = new_item(event, rules)
+            assert item is not None
+            found, _ = await engine.apply([item])
+            outcomes.append(found[0])
+        added, consented, added_more = outcomes
+        assert "customer:C1" in consented.changed  # the record changed ...
+        cart_after_add = added.derived["customer:C1"].cart
+        assert consented.derived["customer:C1"].cart is cart_after_add  # ... the cart is kept as it was
+        later = added_more.derived["customer:C1"].cart
+        assert cart_after_add is not None and later is not None and later.version > cart_after_add.version
+
+    asyncio.run(run())

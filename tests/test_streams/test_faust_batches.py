@@ -1,0 +1,134 @@
+"""ready_batches: batch boundaries and acks (pure asyncio; the real Faust worker runs in test_worker_*).
+
+The stream here is the three things ready_batches uses of a Faust agent stream: ``events()``, the agent
+channel's ``queue`` (what Faust delivered and nobody took yet) and ``ack()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from streams.faust_batches import ready_batches
+
+
+class _Channel:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+
+
+class _Stream:
+    """Events put into ``channel.queue`` come out of ``events()``; None ends the stream, an exception fails it."""
+
+    def __init__(self) -> None:
+        self.channel = _Channel()
+        self.enable_acks = True
+        self.acked: list[int] = []
+
+    async def events(self) -> AsyncIterator[int]:
+        while True:
+            item = await self.channel.queue.get()
+            if item is None:
+                return
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
+    async def ack(self, event: int) -> bool:
+        self.acked.append(event)
+        return True
+
+    def put(self, *items: Any) -> None:
+        for item in items:
+            self.channel.queue.put_nowait(item)
+
+
+def test_a_backlog_comes_in_full_batches_and_the_rest_without_waiting() -> None:
+    asyncio.run(_a_backlog_comes_in_full_batches_and_the_rest_without_waiting())
+
+
+async def _a_backlog_comes_in_full_batches_and_the_rest_without_waiting() -> None:
+    stream = _Stream()
+    stream.put(*range(12))
+    batches = ready_batches(stream, 5, within_s=60.0)
+    started = time.monotonic()
+    assert await anext(batches) == [0, 1, 2, 3, 4]
+    assert await anext(batches) == [5, 6, 7, 8, 9]
+    assert await anext(batches) == [10, 11]  # nothing more queued: handed over at once, not after 60 s
+    assert time.monotonic() - started < 10
+    assert stream.enable_acks is False  # Faust must not ack on its own: the batch is acked when processed
+    await batches.aclose()
+
+
+def test_events_are_acked_only_after_their_batch_was_processed() -> None:
+    asyncio.run(_events_are_acked_only_after_their_batch_was_processed())
+
+
+async def _events_are_acked_only_after_their_batch_was_processed() -> None:
+    stream = _Stream()
+    stream.put(*range(7))
+    batches = ready_batches(stream, 4, within_s=60.0)
+    first = await anext(batches)
+    await asyncio.sleep(0.01)  # the filler takes the next events meanwhile
+    assert stream.acked == []  # the first batch is still being processed
+    second = await anext(batches)  # resuming the generator = the first batch is done
+    assert stream.acked == first
+    assert second == [4, 5, 6]
+    assert all(event not in stream.acked for event in second)
+    await batches.aclose()
+    assert stream.acked == first  # closed while processing the second: it is not acked (it will be re-read)
+
+
+def test_events_arriving_during_processing_form_the_next_batch() -> None:
+    asyncio.run(_events_arriving_during_processing_form_the_next_batch())
+
+
+async def _events_arriving_during_processing_form_the_next_batch() -> None:
+    stream = _Stream()
+    stream.put(1)
+    batches = ready_batches(stream, 100, within_s=60.0)
+    assert await anext(batches) == [1]
+    stream.put(2, 3, 4)  # arrive while batch [1] is processed
+    await asyncio.sleep(0.01)
+    assert await anext(batches) == [2, 3, 4]
+    await batches.aclose()
+
+
+def test_a_trickle_is_cut_within_the_wait() -> None:
+    asyncio.run(_a_trickle_is_cut_within_the_wait())
+
+
+async def _a_trickle_is_cut_within_the_wait() -> None:
+    stream = _Stream()
+
+    async def trickle() -> None:
+        for n in range(1000):
+            stream.put(n, n + 10_000)  # always one more queued, never a full batch
+            await asyncio.sleep(0.002)
+
+    feeder = asyncio.create_task(trickle())
+    batches = ready_batches(stream, 10_000, within_s=0.05)
+    started = time.monotonic()
+    batch = await anext(batches)
+    assert 0 < len(batch) < 2000 and time.monotonic() - started < 5
+    feeder.cancel()
+    await batches.aclose()
+
+
+def test_the_end_of_the_stream_ends_the_batches_and_a_failure_is_raised() -> None:
+    asyncio.run(_the_end_of_the_stream_ends_the_batches_and_a_failure_is_raised())
+
+
+async def _the_end_of_the_stream_ends_the_batches_and_a_failure_is_raised() -> None:
+    stream = _Stream()
+    stream.put(1, 2, None)
+    assert [batch async for batch in ready_batches(stream, 10, within_s=60.0)] == [[1, 2]]
+
+    failing = _Stream()
+    failing.put(RuntimeError("broker gone"))
+    with pytest.raises(RuntimeError, match="broker gone"):
+        await anext(ready_batches(failing, 10, within_s=60.0))
