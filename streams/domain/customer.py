@@ -28,6 +28,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from streams.domain.errors import DomainError
+from streams.domain.evolve import evolve
 from streams.domain.identity import Identifier, IdentityRules, customer_id_from_key, identifiers_of
 from streams.domain.interactions import OpenInteraction, interactions_after, merge_interactions
 from streams.domain.journey import JourneyState, merge_journeys
@@ -285,7 +286,7 @@ def apply_customer_event(
         for purpose in sorted(consent_map):
             found = _consent_changes(held, {"purpose": purpose, "granted": consent_map[purpose]}, at_ms)
             if found:
-                held = replace(held, **found)
+                held = evolve(held, **found)
                 changes.update(found)
 
     if event_type == "search_performed":
@@ -315,7 +316,7 @@ def apply_customer_event(
     elif event_type in _ORDER_EVENT_TYPES and payload.get("order_id"):
         changes["recent_orders"] = _order_changes(state.recent_orders, event_type, payload, channel, at_ms, limits)
 
-    return replace(state, **changes)
+    return evolve(state, **changes)
 
 
 _ORDER_EVENT_TYPES: Final = frozenset({"order_placed", "order_status_changed", "order_collected"})

@@ -43,6 +43,7 @@ from streams.domain.attribution import (
 )
 from streams.domain.cart import CART_EVENT_TYPES, Cart, CartLine
 from streams.domain.errors import DomainError
+from streams.domain.evolve import evolve
 
 __all__ = [
     "ABANDONED_CART",
@@ -273,7 +274,7 @@ def on_event(
         cart_step = "checkout" if event_type == "checkout_started" else "cart"
         episode = _track_cart(episode, cart_after, str(event["event_id"]), channel, cart_step, at_ms)
     # One copy for the fields every event may change (a copy of a frozen record is most of this function's cost).
-    state = replace(journey, clock_ms=max(journey.clock_ms, at_ms), cart=episode)
+    state = evolve(journey, clock_ms=max(journey.clock_ms, at_ms), cart=episode)
 
     if event_type in ("quote_started", "quote_updated"):
         state = replace(state, quotes=_upsert_quote(state.quotes, payload, channel, at_ms, rules.max_quotes))

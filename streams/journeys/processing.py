@@ -27,6 +27,7 @@ from schemas.codec import AvroCodec
 from schemas.topics import CHANNELS
 from streams.domain.cart import Cart
 from streams.domain.customer import CustomerState
+from streams.domain.evolve import evolve
 from streams.domain.fold import DueCheck
 from streams.domain.identity import customer_id_from_key
 from streams.domain.journey import (
@@ -213,7 +214,7 @@ class JourneyProcessor:
         typology = classify(tuple(customer.channels), step.journey.cross_journeys)
         if step.journey is customer.journey and typology == customer.typology:
             return customer
-        return replace(customer, journey=step.journey, typology=typology)
+        return evolve(customer, journey=step.journey, typology=typology)
 
     def _personal_sets(self) -> list[str]:
         """Every matrix, typology and segment set a customer id can be in (for erasure)."""
