@@ -47,6 +47,9 @@ async def ready_batches(stream: Any, max_: int, within_s: float) -> AsyncIterato
             arrived.set()
             if len(buffer) >= max_ or not queued():
                 ready.set()
+            # Faust hands over queued events without yielding to the loop: without this the filler would hold
+            # the loop for a whole batch (~100 ms) while the worker's Redis reply or Kafka acknowledgement waits.
+            await asyncio.sleep(0)
 
     filler: asyncio.Future[Any] = asyncio.ensure_future(fill())
     try:
