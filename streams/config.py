@@ -27,7 +27,9 @@ class ProcessorConfig:
       max (default), sum, keep_customer, replace).
     - ``cart_idle_ms``: a cart untouched this long expires (``OMNICHANNEL_CART_IDLE_MINUTES``, default 7 days);
       measured in event time, so a replay decides the same way.
-    - ``batch_max`` / ``batch_within_s``: records taken per batch, and the longest wait to fill one.
+    - ``batch_max`` / ``batch_within_s``: most records per batch, and the longest a batch waits for more while
+      records are still queued for it (a batch never waits when nothing more is queued:
+      :mod:`streams.faust_batches`).
     - ``journeys``: follow-up quiet periods and channels, attribution window and model (see docs/journeys.md):
       ``OMNICHANNEL_CART_QUIET_SECONDS`` (default 1800), ``OMNICHANNEL_QUOTE_QUIET_SECONDS`` (900),
       ``OMNICHANNEL_FOLLOW_UP_MAX_LATE_MINUTES`` (1440), ``OMNICHANNEL_CART_FOLLOW_UP_CHANNELS`` (email,sms),

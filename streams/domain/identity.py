@@ -102,6 +102,10 @@ def _default_caps() -> Mapping[IdentifierType, int]:
     return MappingProxyType({"customer_id": 1})
 
 
+#: Most blocked-value answers an :class:`IdentityRules` keeps (a few MB at most).
+_BLOCKED_CACHE = 65_536
+
+
 @dataclass(frozen=True)
 class IdentityRules:
     """Configuration of identity resolution; built once at start-up and passed to every call.
@@ -154,9 +158,22 @@ class IdentityRules:
         object.__setattr__(self, "blocked_values", frozenset(v.strip().lower() for v in self.blocked_values))
         object.__setattr__(self, "linkable_device_roles", frozenset(self.linkable_device_roles))
         object.__setattr__(self, "movable_types", frozenset(self.movable_types))
+        # Looked up three times per event by the worker: answers kept per rules object (not fields: eq and hash
+        # ignore them). The blocked-value answers are bounded: cleared when full, recomputed on demand.
+        object.__setattr__(self, "_ranks", {t: n for n, t in enumerate(self.strength_order)})
+        object.__setattr__(self, "_blocked", {})
 
     def is_blocked(self, value: str) -> bool:
         """True if ``value`` is a placeholder rather than an identifier."""
+        known: dict[str, bool] = self._blocked  # type: ignore[attr-defined]  # set in __post_init__
+        answer = known.get(value)
+        if answer is None:
+            if len(known) >= _BLOCKED_CACHE:
+                known.clear()
+            answer = known[value] = self._placeholder(value)
+        return answer
+
+    def _placeholder(self, value: str) -> bool:
         normal = value.strip().lower()
         if normal in self.blocked_values:
             return True
@@ -164,10 +181,8 @@ class IdentityRules:
 
     def rank(self, identifier_type: str) -> int:
         """Position of a type in the strength order (0 is strongest); unused types rank last."""
-        try:
-            return self.strength_order.index(identifier_type)
-        except ValueError:
-            return len(self.strength_order)
+        ranks: dict[str, int] = self._ranks  # type: ignore[attr-defined]  # set in __post_init__
+        return ranks.get(identifier_type, len(self.strength_order))
 
 
 @dataclass(frozen=True, order=True, slots=True)
