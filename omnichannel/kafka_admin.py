@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -89,6 +90,16 @@ def ensure_topics(
         replicas = max((len(p.replicas) for p in partitions.values()), default=0)
         reports.append(TopicReport(spec.name, "exists", len(partitions), replicas))
     return reports
+
+
+def check_login(bootstrap: str, security: Mapping[str, str], timeout: float = 10.0) -> None:
+    """:class:`KafkaAuthenticationError` if the broker refuses these credentials; nothing if it accepts them or
+    does not answer within ``timeout`` (a broker that is down may come back; refused credentials will not)."""
+    errors: list[KafkaError] = []
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": librdkafka_logger(bootstrap)}
+    admin = AdminClient(config | dict(security) | {"error_cb": errors.append})
+    with contextlib.suppress(ServiceUnavailableError):
+        _metadata(admin, bootstrap, timeout, errors, dict(security))
 
 
 #: librdkafka retries a refused login like a lost connection; asking for metadata in slices of this many

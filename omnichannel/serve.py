@@ -12,6 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from omnichannel import logs
+from omnichannel.kafka_admin import check_login
 from omnichannel.settings import Settings
 
 __all__ = ["run_server", "worker_app"]
@@ -29,6 +30,11 @@ def run_server(settings: Settings, host: str, port: int, *, workers: int = 1, ve
     hands each connection to one of them) and restarts one that dies. Each worker builds its own app and its
     own Kafka producer from the same environment (:func:`worker_app`); nothing else is shared between them.
     """
+    if settings.kafka_security.protocol.startswith("SASL"):
+        # Refused credentials end the command with one error line (as the worker); a broker that is down does not:
+        # /readyz reports it until it answers.
+        assert settings.kafka_bootstrap_servers is not None
+        check_login(settings.kafka_bootstrap_servers, settings.kafka_security.confluent_config())
     if workers > 1:
         _require_channel_schemas(settings)  # one error line here, not a 503 from every worker
         os.environ[_VERBOSITY_ENV] = str(verbosity)  # this is the entry point: the workers inherit it

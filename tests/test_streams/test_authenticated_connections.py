@@ -185,12 +185,18 @@ def test_the_collector_publishes_and_the_worker_applies_with_credentials_from_en
     assert _versions(registry, namespace) == before, "a producer registered a schema at run time"
 
 
-@pytest.mark.parametrize("command", [["topics", "create"], ["worker"]], ids=["topics-create", "worker"])
+@pytest.mark.parametrize(
+    "command",
+    [["topics", "create"], ["worker"], ["serve", "--port", "0"]],
+    ids=["topics-create", "worker", "serve"],
+)
 def test_a_wrong_password_is_one_error_line_and_exit_status_1(
     secured: Secured, tmp_path: Path, command: list[str]
 ) -> None:
     started = time.monotonic()
-    result = _run(command, _env(secured, tmp_path, _namespace(), password="not-the-password"), timeout=60)
+    # serve: development keys, so nothing but the refused login can stop it (it would run until the timeout).
+    env = _env(secured, tmp_path, _namespace(), password="not-the-password") | {"OMNICHANNEL_DEV": "1"}
+    result = _run(command, env, timeout=60)
     took = time.monotonic() - started
     assert result.returncode == ERROR, result.stderr
     lines = result.stderr.strip().splitlines()
