@@ -164,6 +164,7 @@ class ClusterOutcome:
     derived: dict[str, StoredProfile] = field(default_factory=dict)  # every profile's state now
     changed: dict[str, StoredProfile] = field(default_factory=dict)  # those written by this commit
     whole: bool = False  # folded from the whole log (False: from the state last derived)
+    moved: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # identifier -> (owner before, now)
 
 
 @dataclass(frozen=True)
@@ -379,8 +380,11 @@ class ClusterEngine:
         owners: dict[str, str | None] = {}
         new_owners = {ident(i): k for i, k in result.graph.owners.items()}
         for identifier in members:
-            if rewrite_all or old_owners.get(identifier) != new_owners.get(identifier):
-                owners[identifier] = new_owners.get(identifier)
+            held_owner, owner = old_owners.get(identifier), new_owners.get(identifier)
+            if held_owner != owner:
+                outcome.moved[identifier] = (held_owner, owner)
+            if rewrite_all or held_owner != owner:
+                owners[identifier] = owner
         old_members: dict[str, set[str]] = {}
         for identifier, key in old_owners.items():
             old_members.setdefault(key, set()).add(identifier)

@@ -26,7 +26,7 @@ from streams.cluster_engine import ClusterEngine, ClusterOutcome, NewItem, Store
 from streams.config import ProcessorConfig
 from streams.domain.cart import validate_cart_event
 from streams.domain.errors import DomainError
-from streams.domain.fold import DueCheck, due_item, event_item, ident
+from streams.domain.fold import DueCheck, due_item, event_item, ident, parse_ident
 from streams.domain.identity import Identifier, Link, customer_id_from_key, founder_of, identifiers_of
 from streams.domain.stock import validate_stock_event
 from streams.journeys.processing import JourneyOutput, JourneyProcessor
@@ -216,9 +216,27 @@ class FoldStage:
         await sink.send_and_wait(outputs)
 
     async def refold(self, identifier: Identifier, sink: Sink, link: Link | None = None) -> None:
-        """Fold the cluster of ``identifier`` again (after an unlink) and publish what changed."""
+        """Fold the cluster of ``identifier`` again (after an unlink) and publish what changed.
+
+        ``link``: the unlinked identifier's own record. Every other identifier whose profile the re-fold changed
+        (a phone that was the customer's only through the unlinked e-mail) gets a record too, with the same
+        reason and id, so the last ``identity.links`` record of each identifier says where it is now.
+        """
         outcomes, journey_out = await self._engine.apply([NewItem(None, (ident(identifier),))])
         outputs: list[Outgoing] = [self._link_record(link)] if link is not None else []
+        cause = link.event_id if link is not None else f"refold:{ident(identifier)}"
+        at_ms = link.at_ms if link is not None else self._clock()
+        for outcome in outcomes:
+            for moved_id, (before, now) in sorted(outcome.moved.items()):
+                if link is not None and moved_id == ident(link.identifier):
+                    continue
+                if now is not None:
+                    follow = Link("merge", parse_ident(moved_id), now, before, "unlinked", cause, at_ms)
+                elif before is not None:
+                    follow = Link("unmerge", parse_ident(moved_id), before, None, "unlinked", cause, at_ms)
+                else:
+                    continue
+                outputs.append(self._link_record(follow))
         routed = self._outputs(outcomes, journey_out, {}, outputs)
         await self._apply_journeys(outcomes, journey_out, routed)
         await sink.send_and_wait(outputs)

@@ -18,6 +18,10 @@ from typing import Any
 import httpx
 import pytest
 from api_harness import Backbone
+from confluent_kafka import Consumer, TopicPartition
+
+from schemas.codec import AvroCodec
+from schemas.registry import ConfluentSchemaRegistry
 
 PHONE = {"X-Api-Key": "dev-mobile_app"}
 TABLET = {"X-Api-Key": "dev-tablet"}
@@ -166,6 +170,39 @@ def test_an_operator_unlinks_a_wrong_email_and_both_sides_are_recomputed(backbon
         assert anonymous_cart.status_code == 200, anonymous_cart.text
         lines = {line["product_id"]: line["quantity"] for line in anonymous_cart.json()["cart"]["lines"]}
         assert lines == {"SKU-A": 1}
+    # Subscribers of identity.links see the split too: the last record of each identifier says where it is now
+    # (the unlink's CLI returns once its records are acknowledged).
+    links = _latest_links(backbone)
+    email = links[f"email_hash:{_email(token)}"]
+    assert (email["action"], email["customer_id"], email["reason"]) == ("unmerge", customer, "unlinked")
+    for phone_id in (f"anonymous_id:a-{token}", f"device_id:p-{token}"):
+        assert links[phone_id]["action"] == "merge", links[phone_id]
+        assert links[phone_id]["customer_id"] == f"anonymous:a-{token}", links[phone_id]
+        assert links[phone_id]["previous_customer_id"] == customer, links[phone_id]
+    assert links[f"device_id:t-{token}"]["customer_id"] == customer  # the tablet stays the customer's
+
+
+def _latest_links(backbone: Backbone) -> dict[str, Any]:
+    """The last identity.links record of every identifier (key), decoded."""
+    settings = backbone.settings
+    topic = settings.topic("identity.links")
+    codec = AvroCodec(ConfluentSchemaRegistry(settings.schema_registry_url or ""))
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": f"t-{uuid.uuid4()}"})
+    found: dict[str, Any] = {}
+    try:
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in (0, 1)}
+        consumer.assign([TopicPartition(topic, p, 0) for p, end in ends.items() if end])
+        done = {p for p, end in ends.items() if not end}
+        while len(done) < len(ends):
+            for message in consumer.consume(500, timeout=1.0):
+                assert message.error() is None, message.error()
+                value = message.value()
+                found[message.key().decode()] = codec.decode(value) if value is not None else None
+                if message.offset() + 1 >= ends[message.partition()]:
+                    done.add(message.partition())
+    finally:
+        consumer.close()
+    return found
 
 
 def test_the_unlink_api_needs_an_admin_key_and_splits_the_link(backbone: Backbone) -> None:
