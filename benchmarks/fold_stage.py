@@ -29,13 +29,9 @@ from schemas.loader import EVENT_FULLNAME
 from schemas.registry import ConfluentSchemaRegistry
 from schemas.topics import channel_topic
 from streams.app import redis_client
-from streams.cluster_engine import ClusterEngine
-from streams.cluster_store import RedisClusterStore
 from streams.config import ProcessorConfig
-from streams.journeys.processing import JourneyProcessor
-from streams.journeys.store import JourneyStore
 from streams.keys import Keys
-from streams.processor import FoldStage
+from streams.processor import fold_stage_on_redis
 from streams.records import Incoming, Outgoing
 
 
@@ -65,9 +61,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     redis = redis_client(settings.redis_url)
     keys = Keys(ns)
     config = ProcessorConfig()
-    journeys = JourneyProcessor(codec, config.journeys, settings.topic, keys)
-    engine = ClusterEngine(RedisClusterStore(redis, keys), config.fold_rules, journeys)
-    stage = FoldStage(codec, engine, config, settings.topic, journeys=(journeys, JourneyStore(redis, keys)))
+    stage = fold_stage_on_redis(codec, redis, keys, config, settings.topic)
     sink = _Discard()
     profile = cProfile.Profile() if args.profile else None
     load_before = load_average()

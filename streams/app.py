@@ -40,18 +40,15 @@ from omnichannel.settings import KafkaSecurity, Settings
 from schemas.codec import AvroCodec
 from schemas.registry import ConfluentSchemaRegistry
 from schemas.topics import CHANNELS, channel_topic
-from streams.cluster_engine import ClusterEngine
-from streams.cluster_store import RedisClusterStore
 from streams.config import ProcessorConfig
 from streams.domain.fold import DueCheck
 from streams.erasure import record_status
 from streams.faust_batches import ready_batches
-from streams.journeys.processing import JourneyProcessor
 from streams.journeys.store import JourneyStore
 from streams.journeys.timer import FollowUpTimer
 from streams.kafka_sink import KafkaSink
 from streams.keys import SINGLE_SLOT_TAG, Keys
-from streams.processor import FoldStage
+from streams.processor import fold_stage_on_redis
 from streams.records import Incoming
 
 __all__ = ["EXIT_INFRASTRUCTURE", "build_app", "faust_credentials", "redis_client"]
@@ -160,7 +157,6 @@ def build_app(settings: Settings, config: ProcessorConfig, app_id: str | None = 
 
     sink = KafkaSink(settings)
     journey_store = JourneyStore(redis, keys)
-    journeys = JourneyProcessor(codec, config.journeys, settings.topic, keys)
     timer = FollowUpTimer(journey_store, config.journeys.attribution)
     metrics = processor_metrics()
 
@@ -170,14 +166,15 @@ def build_app(settings: Settings, config: ProcessorConfig, app_id: str | None = 
             if record.timestamp_s is not None:
                 metrics.record_applied(app_id, record.topic, record.partition, record_timestamp=record.timestamp_s)
 
-    stage = FoldStage(
+    stage = fold_stage_on_redis(
         codec,
-        ClusterEngine(RedisClusterStore(redis, keys), config.fold_rules, journeys),
+        redis,
+        keys,
         config,
         settings.topic,
+        journey_store,
         on_stock=journey_store.apply_stock,
         on_applied=applied,
-        journeys=(journeys, journey_store),
         on_erased=lambda request_id, status: record_status(redis, keys, request_id, status),
     )
     channel_topics = app.topic(

@@ -19,10 +19,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+from redis.asyncio import Redis
+
 from schemas.codec import AvroCodec
 from schemas.errors import DecodeError
 from schemas.loader import EVENT_FULLNAME
 from streams.cluster_engine import ClusterEngine, ClusterOutcome, NewItem, StoredProfile, digest
+from streams.cluster_store import RedisClusterStore
 from streams.config import ProcessorConfig
 from streams.domain.cart import validate_cart_event
 from streams.domain.errors import DomainError
@@ -31,6 +34,7 @@ from streams.domain.identity import Identifier, Link, customer_id_from_key, foun
 from streams.domain.stock import validate_stock_event
 from streams.journeys.processing import JourneyOutput, JourneyProcessor
 from streams.journeys.store import JourneyStore
+from streams.keys import Keys
 from streams.records import Incoming, Outgoing
 
 __all__ = [
@@ -42,6 +46,7 @@ __all__ = [
     "STATE",
     "FoldStage",
     "Sink",
+    "fold_stage_on_redis",
     "without_identity",
 ]
 
@@ -365,3 +370,21 @@ class FoldStage:
             value = self._codec.encode(subject, "omnichannel.output.CustomerState", profile.customer.to_avro_dict())
             records.append(Outgoing(STATE, key, value))
         return records
+
+
+def fold_stage_on_redis(
+    codec: AvroCodec,
+    redis: Redis,
+    keys: Keys,
+    config: ProcessorConfig,
+    topic_name: Callable[[str], str],
+    journey_store: JourneyStore | None = None,
+    **hooks: Any,
+) -> FoldStage:
+    """The worker's stage on Redis, wired as the worker, ``omnichannel rebuild`` and the unlink use it: the merge
+    core's cluster store and engine with the journeys riding along. ``hooks``: :class:`FoldStage`'s ``on_stock``,
+    ``on_applied``, ``on_erased``, ``clock``."""
+    journeys = JourneyProcessor(codec, config.journeys, topic_name, keys)
+    engine = ClusterEngine(RedisClusterStore(redis, keys), config.fold_rules, journeys)
+    store = journey_store if journey_store is not None else JourneyStore(redis, keys)
+    return FoldStage(codec, engine, config, topic_name, journeys=(journeys, store), **hooks)

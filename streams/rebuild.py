@@ -51,15 +51,13 @@ from schemas.codec import AvroCodec
 from schemas.errors import DecodeError, RegistryError
 from schemas.registry import ConfluentSchemaRegistry
 from schemas.topics import CHANNELS, channel_topic
-from streams.cluster_engine import ClusterEngine
-from streams.cluster_store import LAST_FIELD, RedisClusterStore
+from streams.cluster_store import LAST_FIELD
 from streams.config import ProcessorConfig
 from streams.domain.fold import fold, ident, item_from_json, parse_ident
 from streams.erasure import STATUS_TTL_S
-from streams.journeys.processing import JourneyProcessor
 from streams.journeys.store import JourneyStore
 from streams.keys import SINGLE_SLOT_TAG, Keys
-from streams.processor import CARTS, DEAD_LETTERS, ERASURE_AUDIT, IDENTITY_LINKS, STATE, FoldStage
+from streams.processor import CARTS, DEAD_LETTERS, ERASURE_AUDIT, IDENTITY_LINKS, STATE, FoldStage, fold_stage_on_redis
 from streams.records import Incoming, Outgoing
 from streams.state_json import public_customer
 
@@ -523,16 +521,10 @@ async def rebuild(
             f"restored {len(held.denied)} deny-listed identifier(s) from {len(held.statuses)} erasure(s) and "
             f"{len(held.unlinked)} unlinked identifier(s); replaying the channel topics from their earliest offset"
         )
-        journeys = JourneyProcessor(codec, config.journeys, settings.topic, keys)
         journey_store = JourneyStore(redis, keys)
         await journey_store.write_meta(config.journeys.attribution)
-        stage = FoldStage(
-            codec,
-            ClusterEngine(RedisClusterStore(redis, keys), config.fold_rules, journeys),
-            config,
-            settings.topic,
-            on_stock=journey_store.apply_stock,
-            journeys=(journeys, journey_store),
+        stage = fold_stage_on_redis(
+            codec, redis, keys, config, settings.topic, journey_store, on_stock=journey_store.apply_stock
         )
         sink = _RepublishSink(settings)
         done = await _replay(settings, stage, sink, config.batch_max, on_progress, progress_every_s)

@@ -18,16 +18,13 @@ from omnichannel.redis_clients import async_redis
 from omnichannel.settings import Settings
 from schemas.codec import AvroCodec
 from schemas.registry import ConfluentSchemaRegistry
-from streams.cluster_engine import ClusterEngine
 from streams.cluster_store import RedisClusterStore
 from streams.config import ProcessorConfig
 from streams.domain.fold import ident
 from streams.domain.identity import IDENTIFIER_TYPES, Identifier, Link
-from streams.journeys.processing import JourneyProcessor
-from streams.journeys.store import JourneyStore
 from streams.kafka_sink import KafkaSink
 from streams.keys import SINGLE_SLOT_TAG, Keys
-from streams.processor import FoldStage
+from streams.processor import fold_stage_on_redis
 
 __all__ = ["UnlinkReport", "unlink"]
 
@@ -58,17 +55,9 @@ async def unlink(settings: Settings, config: ProcessorConfig, identifier_type: s
         codec = AvroCodec(
             ConfluentSchemaRegistry(settings.schema_registry_url, basic_auth=settings.schema_registry_basic_auth)
         )
-        journeys = JourneyProcessor(codec, config.journeys, settings.topic, keys)
-        store = RedisClusterStore(redis, keys)
-        stage = FoldStage(
-            codec,
-            ClusterEngine(store, config.fold_rules, journeys),
-            config,
-            settings.topic,
-            journeys=(journeys, JourneyStore(redis, keys)),
-        )
+        stage = fold_stage_on_redis(codec, redis, keys, config, settings.topic)
         previous = await redis.get(keys.owner(ident(identifier)))
-        await store.unlink(ident(identifier))
+        await RedisClusterStore(redis, keys).unlink(ident(identifier))
         request_id = f"unlink:{uuid.uuid4()}"
         link = None
         if previous is not None:
