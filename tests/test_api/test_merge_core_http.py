@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from api_harness import Backbone
-from confluent_kafka import Consumer, TopicPartition
+from topic_snapshot import latest_values
 
 from schemas.codec import AvroCodec
 from schemas.registry import ConfluentSchemaRegistry
@@ -185,24 +185,8 @@ def test_an_operator_unlinks_a_wrong_email_and_both_sides_are_recomputed(backbon
 def _latest_links(backbone: Backbone) -> dict[str, Any]:
     """The last identity.links record of every identifier (key), decoded."""
     settings = backbone.settings
-    topic = settings.topic("identity.links")
     codec = AvroCodec(ConfluentSchemaRegistry(settings.schema_registry_url or ""))
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": f"t-{uuid.uuid4()}"})
-    found: dict[str, Any] = {}
-    try:
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in (0, 1)}
-        consumer.assign([TopicPartition(topic, p, 0) for p, end in ends.items() if end])
-        done = {p for p, end in ends.items() if not end}
-        while len(done) < len(ends):
-            for message in consumer.consume(500, timeout=1.0):
-                assert message.error() is None, message.error()
-                value = message.value()
-                found[message.key().decode()] = codec.decode(value) if value is not None else None
-                if message.offset() + 1 >= ends[message.partition()]:
-                    done.add(message.partition())
-    finally:
-        consumer.close()
-    return found
+    return latest_values(settings.kafka_bootstrap_servers or "", settings.topic("identity.links"), codec)
 
 
 def test_the_unlink_api_needs_an_admin_key_and_splits_the_link(backbone: Backbone) -> None:

@@ -25,6 +25,7 @@ import redis
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from streams_harness import Pipeline
+from topic_snapshot import latest_values
 
 from omnichannel.provision import provision
 from omnichannel.settings import Settings
@@ -323,21 +324,8 @@ def _topics_snapshot(backbone: Backbone) -> dict[str, Any]:
     codec = AvroCodec(ConfluentSchemaRegistry(settings.schema_registry_url or ""))
     found: dict[str, Any] = {}
     for name in ("customer.carts", "customer.state", "identity.links"):
-        topic = settings.topic(name)
-        consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": f"s-{uuid.uuid4()}"})
-        try:
-            ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in (0, 1)}
-            consumer.assign([TopicPartition(topic, p, 0) for p, end in ends.items() if end])
-            done = {p for p, end in ends.items() if not end}
-            while len(done) < len(ends):
-                for message in consumer.consume(500, timeout=1.0):
-                    assert message.error() is None, message.error()
-                    value = message.value()
-                    found[f"{name} {message.key().decode()}"] = codec.decode(value) if value is not None else None
-                    if message.offset() + 1 >= ends[message.partition()]:
-                        done.add(message.partition())
-        finally:
-            consumer.close()
+        latest = latest_values(settings.kafka_bootstrap_servers or "", settings.topic(name), codec)
+        found |= {f"{name} {key}": value for key, value in latest.items()}
     return found
 
 
