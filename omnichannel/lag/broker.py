@@ -10,6 +10,7 @@ the partitions (it joins no group and commits nothing).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import OrderedDict, defaultdict
@@ -124,8 +125,10 @@ class KafkaLagSource:
         return self._bootstrap
 
     def close(self) -> None:
-        """Drain librdkafka's log queue; the AdminClient has no close and is freed with this object."""
-        self._admin.poll(0)
+        """Drain librdkafka's log queue and destroy the admin client here (see :func:`_destroy`); idempotent."""
+        with contextlib.suppress(RuntimeError):  # destroyed by an earlier close
+            self._admin.poll(0)
+        _destroy(self._admin)
 
     # -- the reading --------------------------------------------------------------------------------------------
 
@@ -135,6 +138,7 @@ class KafkaLagSource:
             # After a broker restart, a long-lived AdminClient was seen answering metadata again while its
             # group requests kept timing out (librdkafka 2.16); a fresh client recovers at once.
             self._admin.poll(0)
+            _destroy(self._admin)
             self._admin = AdminClient(dict(self._config))
             self._renew_admin = False
         try:
@@ -382,3 +386,11 @@ def _describe(exc: Exception) -> str:
     if isinstance(error, KafkaError):
         return f"{error.name()}: {error.str()}"
     return str(exc) or type(exc).__name__
+
+
+def _destroy(admin: AdminClient) -> None:
+    """Destroy ``admin`` now, in this thread. Left to the garbage collector, a dropped client can be freed inside
+    one of librdkafka's own threads (a request future's callback allocating), where ``rd_kafka_destroy`` aborts the
+    process (confluent-kafka-python #2129/#2131); the monitor drops one after every outage."""
+    with contextlib.suppress(Exception):  # already destroyed
+        admin.__exit__(None, None, None)
