@@ -1,7 +1,8 @@
 """Reading consumer-group positions from Kafka itself, through confluent-kafka's AdminClient.
 
 Nothing here trusts a processor's own bookkeeping (Faust's committed figures can run ahead of the broker): the
-committed offsets come from the group coordinator (``list_consumer_group_offsets``), the end and earliest
+committed offsets come from the group coordinator (an OffsetFetch per group, sent through a consumer: see
+:mod:`omnichannel.lag.committed` for why not the AdminClient's), the end and earliest
 offsets from the partition leaders (``list_offsets``, read_uncommitted, so "end" is the high watermark as in
 ``kafka-consumer-groups --describe``), group state and assignments from ``describe_consumer_groups``, and the
 timestamp of the record at each lagging group's read position from a short-lived consumer that is assigned
@@ -23,7 +24,6 @@ from confluent_kafka import (
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
     ConsumerGroupState,
-    ConsumerGroupTopicPartitions,
     KafkaError,
     KafkaException,
     TopicPartition,
@@ -31,6 +31,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
 from omnichannel.kafka_logging import librdkafka_logger
+from omnichannel.lag.committed import CommittedOffsetReader
 from omnichannel.lag.errors import BrokerUnavailableError
 from omnichannel.lag.figures import read_position
 from omnichannel.lag.model import ClusterReading, GroupReading, GroupState, Member, PartitionReading
@@ -52,6 +53,11 @@ _STATES = {
 #: Group id of the timestamp probe. It only ever ``assign()``s partitions and never commits, so it neither
 #: joins nor creates a group; librdkafka merely refuses to build a consumer without one.
 PROBE_GROUP = "omnichannel-lag-probe"
+# Errors of a coordinator that is loading its groups or not yet elected: transient, worth asking again.
+_COORDINATOR_NOT_READY = frozenset(
+    {KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR}
+)
+_RETRY_PAUSE = 0.2
 # Record timestamps at an offset never change, so they are cached; this bounds the cache's memory.
 _TIMESTAMP_CACHE_SIZE = 50_000
 
@@ -115,6 +121,7 @@ class KafkaLagSource:
             "socket.timeout.ms": max(1000, int(timeout * 1000)),
         }
         self._admin = AdminClient(dict(self._config))
+        self._committed = CommittedOffsetReader(self._config, timeout)
         self._renew_admin = False
         self._failing_groups: set[str] = set()
         self._timestamps: OrderedDict[tuple[str, int, int], float] = OrderedDict()
@@ -129,6 +136,7 @@ class KafkaLagSource:
         with contextlib.suppress(RuntimeError):  # destroyed by an earlier close
             self._admin.poll(0)
         _destroy(self._admin)
+        self._committed.close()
 
     # -- the reading --------------------------------------------------------------------------------------------
 
@@ -140,6 +148,7 @@ class KafkaLagSource:
             self._admin.poll(0)
             _destroy(self._admin)
             self._admin = AdminClient(dict(self._config))
+            self._committed.reset()
             self._renew_admin = False
         try:
             reading = self._read(groups)
@@ -181,7 +190,7 @@ class KafkaLagSource:
             wanted = sorted(g for g in listed if self._select is None or self._select(g))
         else:
             wanted = list(dict.fromkeys(groups))
-        raw = self._read_groups(wanted)
+        raw = self._read_groups(wanted, {(t, p) for t, parts in topics.items() for p in parts})
 
         needed = {tp for r in raw for tp in (*r.committed, *r.owners)}
         readable = {tp for tp in needed if tp[1] in topics.get(tp[0], frozenset())}
@@ -236,30 +245,25 @@ class KafkaLagSource:
             readings.append(GroupReading(r.group, exists, state, members, tuple(parts), r.failure, simple))
         return ClusterReading(topics=frozenset(topics), groups=tuple(readings))
 
-    def _read_groups(self, wanted: list[str]) -> list[_RawGroup]:
-        """State, assignments and committed offsets of each group; a group that fails carries the reason."""
-        describe: dict[str, Future[Any]] = (
-            self._admin.describe_consumer_groups(wanted, request_timeout=self._timeout) if wanted else {}
-        )
-        # One OffsetFetch per group: the API takes one group per request; all are in flight at once.
-        offsets = {
-            g: self._admin.list_consumer_group_offsets(
-                [ConsumerGroupTopicPartitions(g)], request_timeout=self._timeout
-            )[g]
-            for g in wanted
-        }
+    def _read_groups(self, wanted: list[str], partitions: set[_TP]) -> list[_RawGroup]:
+        """State, assignments and committed offsets (on ``partitions``) of each group; a group that fails carries
+        the reason."""
+        # One OffsetFetch per group (the API takes one group per request); all are in flight at once.
+        offsets = self._committed.fetch(wanted, partitions)
+        descriptions = self._describe_groups(wanted)
         raw: list[_RawGroup] = []
         for group in wanted:
             found = _RawGroup(group)
             try:
-                found.description = describe[group].result(timeout=self._timeout + 5)
-                for member in found.description.members:
+                description = descriptions[group]
+                if isinstance(description, Exception):
+                    raise description
+                found.description = description
+                for member in description.members:
                     host = str(member.host).lstrip("/")
                     for tp in member.assignment.topic_partitions:
                         found.owners[(tp.topic, tp.partition)] = Member(member.client_id, member.member_id, host)
-                for tp in offsets[group].result(timeout=self._timeout + 5).topic_partitions:
-                    # Negative offsets are librdkafka's "no committed offset" sentinel (OFFSET_INVALID).
-                    found.committed[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None
+                found.committed.update(offsets[group].result(timeout=self._timeout + 5))
             except (KafkaException, TimeoutError) as exc:
                 if isinstance(exc, KafkaException) and _code(exc) == KafkaError.GROUP_ID_NOT_FOUND:
                     raw.append(_RawGroup(group))  # the new (KIP-848) coordinator says so outright
@@ -270,6 +274,29 @@ class KafkaLagSource:
                 log.log(level, "reading a consumer group failed", extra=kv(group=group, error=_describe(exc)))
             raw.append(found)
         return raw
+
+    def _describe_groups(self, wanted: list[str]) -> dict[str, Any]:
+        """Each group's description, or the exception its request ended with. A coordinator that is loading or
+        moving (a fresh broker, a restart) is asked again until ``timeout``: it is a matter of a second or two,
+        and "could not read" on a healthy cluster would page someone for nothing."""
+        found: dict[str, Any] = {}
+        deadline = time.monotonic() + self._timeout
+        pending = wanted
+        while pending:
+            futures = self._admin.describe_consumer_groups(pending, request_timeout=self._timeout)
+            again: list[str] = []
+            for group in pending:
+                try:
+                    found[group] = futures[group].result(timeout=self._timeout + 5)
+                except (KafkaException, TimeoutError) as exc:
+                    found[group] = exc
+                    if isinstance(exc, KafkaException) and _code(exc) in _COORDINATOR_NOT_READY:
+                        again.append(group)
+            if not again or time.monotonic() + _RETRY_PAUSE >= deadline:
+                break
+            time.sleep(_RETRY_PAUSE)
+            pending = again
+        return found
 
     # -- helpers ------------------------------------------------------------------------------------------------
 

@@ -199,3 +199,27 @@ def test_lag_broker_outage_is_reported_while_the_monitor_keeps_running_and_recov
     assert part_status(manual.latest(), group) == "OK"
     clock.advance(4)  # ...but a group that still does not commit once Kafka is back is STOP after the window.
     assert part_status(manual.poll(), group) == "STOP"
+
+
+def test_lag_on_a_fresh_broker_reads_groups_at_once_and_creates_none(
+    own_broker: OwnBroker, unique: Callable[[str], str], make_monitor: MakeMonitor
+) -> None:
+    """Right after a broker starts its group coordinator is still loading (NOT_COORDINATOR, LOAD_IN_PROGRESS):
+    the first poll still gives a clear answer, and reading a group neither creates nor joins it. (Reading
+    committed offsets through the AdminClient in this window killed the process: librdkafka #5040.)"""
+    unknown = unique("fresh-unknown")
+    report = make_monitor([unknown], address=own_broker.address, timeout=10.0).poll()
+    found = report.group(unknown)
+    assert found is not None and found.status is GroupStatus.NOTFOUND, found
+
+    kit = KafkaKit(own_broker.address, unique)
+    topic, group = kit.topic("fresh"), kit.group("fresh")
+    kit.produce(topic, 6)
+    kit.commit(group, topic, {0: 2})
+    report = make_monitor([group, unknown], address=own_broker.address, timeout=10.0).poll()
+    assert report.group(group).lag == 4  # type: ignore[union-attr]
+    assert report.group(unknown).status is GroupStatus.NOTFOUND  # type: ignore[union-attr]
+    listed = {g.group_id for g in kit.admin.list_consumer_groups().result(timeout=10).valid}
+    assert group in listed and unknown not in listed
+    assert not kit.admin.describe_consumer_groups([group])[group].result(timeout=10).members  # nor a member
+    kit.close()
