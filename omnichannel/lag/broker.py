@@ -98,6 +98,9 @@ class KafkaLagSource:
 
     ``timeout`` bounds every admin request: a broker that does not answer within it is reported as down
     (:class:`BrokerUnavailableError`) rather than blocking the monitor's poll loop.
+
+    ``security`` holds the librdkafka properties of an authenticated listener (``security.protocol``,
+    ``sasl.*``, ``ssl.ca.location``: ``KafkaSecurity.confluent_config()``); every client of the source gets them.
     """
 
     def __init__(
@@ -107,6 +110,7 @@ class KafkaLagSource:
         timeout: float = 10.0,
         client_id: str = "omnichannel-lag-monitor",
         select: Callable[[str], bool] | None = None,
+        security: Mapping[str, str] | None = None,
     ) -> None:
         self._bootstrap = bootstrap
         self.client_id = client_id
@@ -119,6 +123,7 @@ class KafkaLagSource:
             "client.id": client_id,
             "logger": self._logger,
             "socket.timeout.ms": max(1000, int(timeout * 1000)),
+            **(security or {}),
         }
         self._admin = AdminClient(dict(self._config))
         self._committed = CommittedOffsetReader(self._config, timeout)

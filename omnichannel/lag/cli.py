@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import click
@@ -21,6 +21,7 @@ from rich.text import Text
 from omnichannel import exit_codes
 from omnichannel.console import err, friendly_errors, out
 from omnichannel.errors import OmnichannelError, ServiceUnavailableError
+from omnichannel.kafka_admin import check_login
 from omnichannel.lag.broker import KafkaLagSource
 from omnichannel.lag.config import LagConfig
 from omnichannel.lag.model import notfound_group_json, report_to_json
@@ -46,14 +47,25 @@ def kafka_address(settings: Settings) -> str:
 
 
 def build_monitor(
-    bootstrap: str, config: LagConfig, notifier: Notifier | None = None, *, log_outages: bool = True
+    bootstrap: str,
+    config: LagConfig,
+    notifier: Notifier | None = None,
+    *,
+    log_outages: bool = True,
+    security: Mapping[str, str] | None = None,
 ) -> LagMonitor:
-    """A monitor on the real broker with the configured window, groups and notifier."""
+    """A monitor on the real broker with the configured window, groups and notifier; ``security`` as
+    :meth:`KafkaSecurity.confluent_config` gives it (see :func:`monitor_for`)."""
     if notifier is None:
         notifier = WebhookNotifier(config.webhook_url) if config.webhook_url else LogNotifier()
     selector = config.selector
     return LagMonitor(
-        KafkaLagSource(bootstrap, timeout=config.timeout_seconds, select=None if selector.selects_all else selector),
+        KafkaLagSource(
+            bootstrap,
+            timeout=config.timeout_seconds,
+            select=None if selector.selects_all else selector,
+            security=security,
+        ),
         interval_seconds=config.interval_seconds,
         window_seconds=config.window_seconds,
         history_seconds=config.history_seconds,
@@ -62,6 +74,16 @@ def build_monitor(
         log_outages=log_outages,
         cluster_name=config.cluster_name,
     )
+
+
+def monitor_for(settings: Settings, config: LagConfig, *, log_outages: bool = True) -> LagMonitor:
+    """The monitor of ``settings``' Kafka, with its credentials. Credentials the broker refuses end the command
+    here with :class:`KafkaAuthenticationError` (one line, exit 1) instead of polling an "outage" for ever."""
+    bootstrap = kafka_address(settings)
+    security = settings.kafka_security.confluent_config()
+    if settings.kafka_security.protocol.startswith("SASL"):
+        check_login(bootstrap, security, timeout=config.timeout_seconds)
+    return build_monitor(bootstrap, config, log_outages=log_outages, security=security)
 
 
 def _config(
@@ -175,7 +197,7 @@ def lag(
         fetch: Callable[[], dict[str, Any]] = lambda: _from_server(server, groups)  # noqa: E731
     else:
         # One reading prints its outage in the table itself; a log line would only repeat it.
-        monitor = build_monitor(kafka_address(settings), config, log_outages=watch)
+        monitor = monitor_for(settings, config, log_outages=watch)
         fetch = lambda: report_to_json(monitor.poll())  # noqa: E731
     if not watch:
         report = fetch()
@@ -257,7 +279,7 @@ def serve_command(
 
     settings = settings if isinstance(settings, Settings) else Settings.from_env()
     config = _config(groups, interval, window, (cluster_name, group_allow, group_deny), host=host, port=port)
-    monitor = build_monitor(kafka_address(settings), config)
+    monitor = monitor_for(settings, config)
     err.print(
         f"[dim]...[/] lag monitor for {monitor.source.bootstrap} on http://{config.host}:{config.port}/ops/lag "
         f"(every {config.interval_seconds:g}s, window {config.window_seconds:g}s)",
