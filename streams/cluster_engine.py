@@ -44,7 +44,7 @@ from streams.domain.fold import (
     parse_ident,
     preferred,
 )
-from streams.domain.identity import Identifier, founder_of, identifiers_of
+from streams.domain.identity import Identifier, Link, founder_of, identifiers_of, profile_key_of
 
 __all__ = [
     "ClusterEngine",
@@ -164,7 +164,9 @@ class ClusterOutcome:
     derived: dict[str, StoredProfile] = field(default_factory=dict)  # every profile's state now
     changed: dict[str, StoredProfile] = field(default_factory=dict)  # those written by this commit
     whole: bool = False  # folded from the whole log (False: from the state last derived)
-    moved: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # identifier -> (owner before, now)
+    #: identifier -> (the profile its last ``identity.links`` record names once the batch's own records are sent,
+    #: the profile it is in now), for each identifier where the two differ; see :func:`relinks`.
+    relinks: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,45 @@ class Erasure:
     identifiers: frozenset[str]
     events: int
     outcome: ClusterOutcome | None
+
+
+def relinks(
+    links: Sequence[Link],
+    before: Mapping[str, str],
+    now: Mapping[str, str],
+    members: Collection[str],
+    *,
+    replay: bool = False,
+    last_linked: Mapping[str, str] | None = None,
+) -> dict[str, tuple[str | None, str | None]]:
+    """The identifiers whose last ``identity.links`` record, once ``links`` (the batch's own) are sent, would not
+    name the profile they are in now: ``{identifier: (named, now)}``.
+
+    A batch's records say where each identifier went *at its event*. Folded on from the last state that is also
+    where it is now; folded from the whole log (a late event, a replay, an unlink) it need not be: a late login
+    on the family tablet says "the tablet is C1's" while the later login it was folded before keeps it C2's.
+    ``before`` is where the identifiers were before the batch (what the topic said, as every batch's records
+    were followed by these corrections). An identifier never linked and in the profile it founded needs no
+    record. ``replay``: what the topic says is unknown (the batch's first run may have died before sending), so
+    every identifier the batch's records do not name is named again (``said``: where it was before the batch,
+    else the profile the last link of the whole log named, ``last_linked``, so that an unmerge says from where;
+    ``(None, None)`` when neither is known).
+    """
+    named: dict[str, str | None] = {} if replay else dict(before)
+    for link in links:
+        named[ident(link.identifier)] = link.profile_key if link.action == "merge" else None
+    found: dict[str, tuple[str | None, str | None]] = {}
+    for identifier in members:
+        owner = now.get(identifier)
+        if replay and identifier not in named:  # an identifier the replay's records leave unsaid
+            # (None, None): in no profile, and which one the lost records named is unknown (a logout released
+            # it in another delivery's history): the processor sends the identifier's tombstone, "no link".
+            found[identifier] = (before.get(identifier) or (last_linked or {}).get(identifier), owner)
+            continue
+        said = named.get(identifier)
+        if said != owner and not (said is None and owner == profile_key_of(parse_ident(identifier))):
+            found[identifier] = (said, owner)
+    return found
 
 
 def digest(identifier: str) -> str:
@@ -379,10 +420,13 @@ class ClusterEngine:
                 outcome.changed[key] = now
         owners: dict[str, str | None] = {}
         new_owners = {ident(i): k for i, k in result.graph.owners.items()}
+        # A batch some of whose items the log holds is a replay: its first run committed and may have died
+        # before its records were sent, so what the topic says is not known and every link is said again.
+        replay = any(s.present & group.news.keys() for s in stored)
+        last_linked = {ident(i): k for i, k in result.last_linked.items()} if replay else {}
+        outcome.relinks = relinks(result.links, old_owners, new_owners, members, replay=replay, last_linked=last_linked)
         for identifier in members:
             held_owner, owner = old_owners.get(identifier), new_owners.get(identifier)
-            if held_owner != owner:
-                outcome.moved[identifier] = (held_owner, owner)
             if rewrite_all or held_owner != owner:
                 owners[identifier] = owner
         old_members: dict[str, set[str]] = {}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
@@ -30,7 +30,14 @@ from streams.config import ProcessorConfig
 from streams.domain.cart import validate_cart_event
 from streams.domain.errors import DomainError
 from streams.domain.fold import DueCheck, due_item, event_item, ident, parse_ident
-from streams.domain.identity import Identifier, Link, customer_id_from_key, founder_of, identifiers_of
+from streams.domain.identity import (
+    Identifier,
+    Link,
+    LinkReason,
+    customer_id_from_key,
+    founder_of,
+    identifiers_of,
+)
 from streams.domain.stock import validate_stock_event
 from streams.journeys.processing import JourneyOutput, JourneyProcessor
 from streams.journeys.store import JourneyStore
@@ -231,18 +238,10 @@ class FoldStage:
         outputs: list[Outgoing] = [self._link_record(link)] if link is not None else []
         cause = link.event_id if link is not None else f"refold:{ident(identifier)}"
         at_ms = link.at_ms if link is not None else self._clock()
+        skip = {ident(link.identifier)} if link is not None else set()
         for outcome in outcomes:
-            for moved_id, (before, now) in sorted(outcome.moved.items()):
-                if link is not None and moved_id == ident(link.identifier):
-                    continue
-                if now is not None:
-                    follow = Link("merge", parse_ident(moved_id), now, before, "unlinked", cause, at_ms)
-                elif before is not None:
-                    follow = Link("unmerge", parse_ident(moved_id), before, None, "unlinked", cause, at_ms)
-                else:
-                    continue
-                outputs.append(self._link_record(follow))
-        routed = self._outputs(outcomes, journey_out, {}, outputs)
+            outputs.extend(self._relink_records(outcome, "unlinked", cause, at_ms, skip))
+        routed = self._outputs(outcomes, journey_out, {}, outputs, relink=False)
         await self._apply_journeys(outcomes, journey_out, routed)
         await sink.send_and_wait(outputs)
 
@@ -291,8 +290,12 @@ class FoldStage:
         journey_out: JourneyOutput | None,
         ready: dict[str, Incoming],
         outputs: list[Outgoing],
+        *,
+        relink: bool = True,
     ) -> set[str]:
-        """Records for Kafka; returns the profile keys the batch's items were applied to."""
+        """Records for Kafka; returns the profile keys the batch's items were applied to. ``relink``: add the
+        records that correct identifiers a fold of the whole log left elsewhere (reason ``refolded``; the unlink
+        sends its own, reason ``unlinked``)."""
         routed: set[str] = set()
         position = {event_id: n for n, event_id in enumerate(ready)}
         for outcome in outcomes:
@@ -310,6 +313,9 @@ class FoldStage:
                     outputs.append(Outgoing(BY_CUSTOMER, key, rec.value or b""))
             routed.update(k for i, k in result.routes.items() if k is not None and i not in ready)  # due checks
             outputs.extend(self._link_record(link) for link in result.links)
+            if relink and outcome.relinks:
+                cause = next((i for i in ready if i in result.routes), None) or f"refold:{outcome.cid}"
+                outputs.extend(self._relink_records(outcome, "refolded", cause, self._clock()))
             for key in sorted(set(outcome.changed) | {k for k in outcome.derived if k in routed}):
                 # A changed profile sends what changed of it (its other half was sent when it last changed); an
                 # unchanged one the batch touched is a replay (a crash before its sends): both are sent again.
@@ -340,6 +346,26 @@ class FoldStage:
                     out=journey_out,
                 )
         await store.apply([journey_out.effects])
+
+    def _relink_records(
+        self, outcome: ClusterOutcome, reason: LinkReason, cause: str, at_ms: int, skip: Collection[str] = ()
+    ) -> list[Outgoing]:
+        """One record per identifier of ``outcome.relinks`` (but ``skip``): a merge into where it is now, an
+        unmerge from the profile its last record named when it is in none, or its tombstone ("no link", as an
+        erasure leaves) when that profile is unknown."""
+        records: list[Outgoing] = []
+        for identifier, (said, now) in sorted(outcome.relinks.items()):
+            if identifier in skip:
+                continue
+            if now is not None:
+                link = Link("merge", parse_ident(identifier), now, said, reason, cause, at_ms)
+            elif said is not None:
+                link = Link("unmerge", parse_ident(identifier), said, None, reason, cause, at_ms)
+            else:
+                records.append(Outgoing(IDENTITY_LINKS, identifier, None))
+                continue
+            records.append(self._link_record(link))
+        return records
 
     def _link_record(self, link: Link) -> Outgoing:
         record = {

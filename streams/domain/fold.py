@@ -197,6 +197,8 @@ class FoldResult:
             unlinked).
         links: identity-graph changes made by items of ``emit``, in order.
         rejected: items of ``emit`` refused by a business rule, with the reason (for the dead-letter topic).
+        last_linked: per identifier, the profile the last link of any folded item named (linked to, or
+            unlinked from): where a subscriber of ``identity.links`` last saw it, had it seen every record.
     """
 
     graph: IdentityGraph
@@ -204,6 +206,7 @@ class FoldResult:
     routes: dict[str, str | None]
     links: list[Link]
     rejected: dict[str, str]
+    last_linked: dict[Identifier, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -321,6 +324,8 @@ def _apply_event(
     if emitted:
         result.routes[item.item_id] = key
         result.links.extend(observation.links)
+    for link in observation.links:
+        result.last_linked[link.identifier] = link.profile_key
     if key is None:
         return
     target = profiles.setdefault(key, ProfileState())

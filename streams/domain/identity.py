@@ -94,7 +94,14 @@ DEFAULT_BLOCKED_VALUES: Final = frozenset(
 
 LinkAction = Literal["merge", "unmerge"]
 LinkReason = Literal[
-    "seen_together", "profile_absorbed", "switched_customer", "cap_exceeded", "logout", "kept_apart", "unlinked"
+    "seen_together",
+    "profile_absorbed",
+    "switched_customer",
+    "cap_exceeded",
+    "logout",
+    "kept_apart",
+    "unlinked",
+    "refolded",  # a fold of the whole log (a late event, a replay) left the identifier elsewhere than last said
 ]
 
 

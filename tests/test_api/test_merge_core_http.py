@@ -282,3 +282,37 @@ def _eventually_record(client: httpx.Client, customer: str, check: Any, timeout:
                 return record
         time.sleep(0.3)
     pytest.fail(f"{customer}'s record never satisfied the check: {record}")
+
+
+def _owner(client: httpx.Client, identifier_type: str, value: str) -> str | None:
+    answer = client.get(f"/v1/identities/{identifier_type}/{value}", headers=READ)
+    return answer.json()["profile"] if answer.status_code == 200 else None
+
+
+def test_a_late_login_on_the_family_tablet_leaves_every_link_record_saying_where_it_is(backbone: Backbone) -> None:
+    """The tablet's offline queue sends Y's login after X's later one has been applied: the re-fold keeps the
+    tablet X's, and identity.links, whose late record says "the tablet is Y's", ends with one saying X's."""
+    token = uuid.uuid4().hex[:10]
+    x, y, tablet = f"X-{token}", f"Y-{token}", f"lt-{token}"
+    anon = {"anonymous_id": f"lat-{token}"}
+    with httpx.Client(base_url=backbone.base_url, timeout=10) as client:
+        x_login = _event("tablet", "login", {"method": "password"}, tablet, **anon, customer_id=x)
+        _post(client, TABLET, x_login)
+        deadline = time.monotonic() + 60
+        while _owner(client, "device_id", tablet) != f"customer:{x}":
+            assert time.monotonic() < deadline, "X's login was not applied"
+            time.sleep(0.3)
+        y_login = _event("tablet", "login", {"method": "password"}, tablet, **anon, customer_id=y)
+        y_login["occurred_at_ms"] = x_login["occurred_at_ms"] - 60_000  # a minute before X's, sent after it
+        _post(client, TABLET, y_login)
+        _eventually_record(client, y, lambda r: r["channels"].get("tablet", {}).get("count", 0) >= 1)
+        assert _owner(client, "device_id", tablet) == f"customer:{x}"  # the later login wins
+    wanted = {f"device_id:{tablet}": ("merge", x), f"anonymous_id:lat-{token}": ("merge", x)}
+    deadline = time.monotonic() + 30  # the records follow the Redis commit by a Kafka acknowledgement
+    while True:
+        links = _latest_links(backbone)
+        last = {i: (links[i]["action"], links[i]["customer_id"]) if i in links else None for i in wanted}
+        if last == wanted or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert last == wanted

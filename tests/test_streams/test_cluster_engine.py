@@ -19,10 +19,20 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.cluster_engine import ClusterEngine, NewItem, StoredProfile
+from streams.cluster_engine import ClusterEngine, ClusterOutcome, NewItem, StoredProfile
 from streams.domain.cart import MergeMode
-from streams.domain.fold import FoldRules, Item, ProfileState, event_item, fold, ident, item_to_json, preferred
-from streams.domain.identity import identifiers_of
+from streams.domain.fold import (
+    FoldRules,
+    Item,
+    ProfileState,
+    event_item,
+    fold,
+    ident,
+    item_to_json,
+    parse_ident,
+    preferred,
+)
+from streams.domain.identity import identifiers_of, profile_key_of
 from streams.testing import CrashError, MemoryClusterStore
 
 IDENTITY_FIELDS = ("anonymous_id", "customer_id", "email_hash", "phone_hash", "loyalty_card")
@@ -151,11 +161,26 @@ def view(state: StoredProfile | ProfileState | None) -> Any:
     return (cart, customer, state.merged_into)
 
 
+def publish(topic: dict[str, str | None], outcomes: list[ClusterOutcome]) -> None:
+    """What subscribers of identity.links learn from one batch: its records, then the corrections."""
+    for outcome in outcomes:
+        for link in outcome.result.links:
+            topic[ident(link.identifier)] = link.profile_key if link.action == "merge" else None
+        for identifier, (_said, now) in outcome.relinks.items():
+            topic[identifier] = now
+
+
 async def consume(
-    partitions: list[Partition], schedule: list[tuple[int, int, str, bool]], rules: FoldRules
+    partitions: list[Partition],
+    schedule: list[tuple[int, int, str, bool]],
+    rules: FoldRules,
+    topic: dict[str, str | None] | None = None,
 ) -> MemoryClusterStore:
+    """``topic``: filled with the last identity.links record of each identifier (a batch whose worker died
+    after its commit lost its records: the worst case, a crash before the sends)."""
     store = MemoryClusterStore()
     engine = ClusterEngine(store, rules)
+    topic = {} if topic is None else topic
 
     async def step(p: int, size: int) -> tuple[int, list[NewItem]]:
         part = partitions[p]
@@ -172,7 +197,7 @@ async def consume(
 
             async def rival(other: int = other) -> None:
                 rival_taken, rival_items = await step(other, 2)
-                await engine.apply(rival_items)
+                publish(topic, (await engine.apply(rival_items))[0])
                 partitions[other].committed += rival_taken
 
             store.before_commit = rival
@@ -183,15 +208,16 @@ async def consume(
             store.fail_commit = None
             store.before_commit = None
             continue  # nothing committed, offsets not committed: the batch comes again
-        await engine.apply(items)
+        outcomes, _ = await engine.apply(items)
         store.before_commit = None
         if crash == "after_commit":
-            continue  # state committed, offsets not: the batch is replayed
+            continue  # state committed, records and offsets not: the batch is replayed
+        publish(topic, outcomes)
         partitions[p].committed += taken
     for part in partitions:  # the worker comes back and drains everything
         while part.committed < len(part.records):
             batch = part.records[part.committed : part.committed + 5]
-            await engine.apply([i for r in batch if (i := new_item(r.event, rules)) is not None])
+            publish(topic, (await engine.apply([i for r in batch if (i := new_item(r.event, rules)) is not None]))[0])
             part.committed += len(batch)
     return store
 
@@ -230,7 +256,8 @@ def test_any_delivery_equals_one_sequential_fold(spec: list[Any], data: st.DataO
         ),
         label="schedule",
     )
-    store = asyncio.run(consume(partitions, schedule, rules))
+    topic: dict[str, str | None] = {}
+    store = asyncio.run(consume(partitions, schedule, rules, topic))
 
     expected = reference(copies, rules)
     assert set(store.profiles) == set(expected)
@@ -243,6 +270,39 @@ def test_any_delivery_equals_one_sequential_fold(spec: list[Any], data: st.DataO
         ).graph.owners.items()
     }
     assert store.owners == owners
+    # Subscribers of identity.links: each identifier's last record names where it is (none: in the profile it
+    # founded, never linked), whatever the delivery.
+    for identifier in set(owners) | set(topic):
+        said, owner = topic.get(identifier), owners.get(identifier)
+        assert said == owner or (said is None and owner == profile_key_of(parse_ident(identifier))), identifier
+
+
+def test_a_late_login_on_the_family_tablet_does_not_leave_its_link_as_the_last_word() -> None:
+    """C2 logs in on the tablet after C1 did, but C1's login arrives last: the re-fold keeps the tablet C2's,
+    and the late login's own record ("the tablet is C1's") is followed by one that says so."""
+    rules = FoldRules()
+    store = MemoryClusterStore()
+    engine = ClusterEngine(store, rules)
+    c1_login = make_event(1, "login", 3, "P1", 1, 1_000)  # C1 on the tablet
+    c2_login = make_event(2, "login", 4, "P1", 1, 2_000)  # C2 on the tablet, later
+
+    async def run() -> dict[str, str | None]:
+        topic: dict[str, str | None] = {}
+        for event in (c2_login, c1_login):  # delivered in the other order
+            item = new_item(event, rules)
+            assert item is not None
+            outcomes, _ = await engine.apply([item])
+            publish(topic, outcomes)
+            if event is c2_login:
+                assert not outcomes[0].relinks  # in order, a batch's own records are the last word
+        late = outcomes[0]
+        assert late.whole
+        assert any(ident(link.identifier) == "device_id:tablet" for link in late.result.links)
+        return topic
+
+    topic = asyncio.run(run())
+    assert store.owners["device_id:tablet"] == "customer:C2"
+    assert topic["device_id:tablet"] == "customer:C2"
 
 
 def test_a_stale_worker_never_overwrites_a_newer_commit() -> None:
