@@ -221,7 +221,8 @@ def start_local_kafka(
     previous_controller = _previous_controller_port(config) if port is not None else None
     last_error = ""
     for attempt in range(3):  # a port picked free can be taken before the broker binds it
-        broker_port, controller_port = pick_port(port, attempt), pick_port(previous_controller, attempt)
+        broker_port = pick_port(port, attempt)
+        controller_port = pick_port(previous_controller, attempt, besides={broker_port})
         config.write_text(server_properties(data_dir, broker_port, controller_port, scram=scram))
         if not (data_dir / "meta.properties").exists():
             users = ["--add-scram", f"{_SCRAM}=[name={scram.username},password={scram.password}]"] if scram else []

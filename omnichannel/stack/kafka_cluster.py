@@ -29,7 +29,7 @@ from omnichannel.stack.kafka import (
 )
 from omnichannel.stack.maven import kafka_classpath, require_java
 from omnichannel.stack.model import NodeInfo, Progress, ServiceInfo
-from omnichannel.stack.processes import free_port, is_alive, port_is_free, stop, wait_until
+from omnichannel.stack.processes import free_ports, is_alive, port_is_free, stop, wait_until
 
 __all__ = ["MAX_REPLICAS", "restart_kafka_node", "start_local_kafka_cluster"]
 
@@ -48,7 +48,8 @@ def start_local_kafka_cluster(cache_dir: Path, run_dir: Path, progress: Progress
     root = run_dir / "kafka-cluster"
     last_error = ""
     for _attempt in range(3):  # ports picked free can be taken before the nodes bind them
-        ports = [(free_port(), free_port()) for _ in range(brokers)]
+        picked = free_ports(2 * brokers)
+        ports = [(picked[2 * n], picked[2 * n + 1]) for n in range(brokers)]
         voters = ",".join(f"{n}@127.0.0.1:{c}" for n, (_, c) in enumerate(ports, start=1))
         cluster_id = new_cluster_id()
         homes = [root / f"node-{n}" for n in range(1, brokers + 1)]

@@ -8,12 +8,12 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from omnichannel.errors import ServiceStartError
 
-__all__ = ["free_port", "is_alive", "pick_port", "port_is_free", "spawn", "stop", "tail", "wait_until"]
+__all__ = ["free_port", "free_ports", "is_alive", "pick_port", "port_is_free", "spawn", "stop", "tail", "wait_until"]
 
 
 def free_port() -> int:
@@ -21,6 +21,18 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: held open together while picked (``free_port()`` twice can return the
+    same port, and a broker then fails to format with two listeners on one port)."""
+    with contextlib.ExitStack() as held:
+        ports: list[int] = []
+        for _ in range(count):
+            sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
 
 
 def port_is_free(port: int) -> bool:
@@ -35,11 +47,15 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-def pick_port(preferred: int | None, attempt: int) -> int:
-    """``preferred`` on the first attempt when it is free (a restart keeps its address), else any free port."""
-    if preferred is not None and attempt == 0 and port_is_free(preferred):
+def pick_port(preferred: int | None, attempt: int, *, besides: Collection[int] = ()) -> int:
+    """``preferred`` on the first attempt when it is free (a restart keeps its address), else any free port
+    that is not one of ``besides`` (ports already picked for the same process)."""
+    if preferred is not None and attempt == 0 and preferred not in besides and port_is_free(preferred):
         return preferred
-    return free_port()
+    port = free_port()
+    while port in besides:
+        port = free_port()
+    return port
 
 
 def spawn(argv: Sequence[str], log_file: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
