@@ -32,13 +32,13 @@ def register_all(registry: ConfluentSchemaRegistry, specs: Iterable[TopicSpec] =
     an identical schema again returns the same id, so this is safe to repeat.
     """
     registry.set_compatibility(COMPATIBILITY)
-    existing = set(registry.subjects())
     ids: dict[str, int] = {}
     for spec in specs:
-        if spec.subject in existing:
+        existing = registry.has_subject(spec.subject)
+        if existing:
             registry.set_compatibility(COMPATIBILITY, spec.subject)
         ids[spec.subject] = registry.register(spec.subject, canonical_json(spec.value_schema))
-        if spec.subject not in existing:
+        if not existing:
             registry.set_compatibility(COMPATIBILITY, spec.subject)
     return ids
 

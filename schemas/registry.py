@@ -124,8 +124,22 @@ class ConfluentSchemaRegistry:
         except Exception as exc:
             raise RegistryError(f"the registry at {self.url} could not be reached: {exc}") from exc
 
+    def has_subject(self, subject: str) -> bool:
+        """True when ``subject`` holds at least one version. Asks for the subject itself: a registry's subject
+        list can be a first page only (Apicurio's ``GET /subjects`` stops at 1,000)."""
+        try:
+            return bool(self._client.get_versions(subject))
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                return False
+            raise RegistryError(
+                f"the registry at {self.url} could not list the versions of {subject!r}: {exc.error_message}"
+            ) from exc
+        except Exception as exc:
+            raise RegistryError(f"the registry at {self.url} could not be reached: {exc}") from exc
+
     def subjects(self) -> list[str]:
-        """Every subject the registry holds."""
+        """The subjects the registry lists (a first page only on some registries: see :meth:`has_subject`)."""
         try:
             return list(self._client.get_subjects())
         except Exception as exc:

@@ -89,7 +89,9 @@ class CommittedOffsetReader:
         if not wanted:
             return {}
         found: dict[_TP, int] = {}
-        for tp in consumer.committed(wanted, timeout=self._timeout):
+        answer = consumer.committed(wanted, timeout=self._timeout)
+        consumer.poll(0)  # serve queued librdkafka log lines (they go to the DEBUG logger); it joins nothing
+        for tp in answer:
             if tp.error is not None:  # a partial answer would read as "nothing committed": the group fails instead
                 raise KafkaException(tp.error)
             if tp.offset >= 0:  # negative: librdkafka's "no committed offset" (OFFSET_INVALID)
