@@ -198,11 +198,13 @@ class LagMonitor:
             previous = self._last_good
         for group in reading.groups:
             before = None if previous is None else previous.group(group.group)
-            if group.error is not None and before is not None:
+            failure = group.error or _offsets_unreadable(group, reading.topics)
+            if failure is not None and before is not None:
                 # This group could not be read this time (e.g. its coordinator is still loading after a broker
-                # restart): keep its last figures and windows, and say why they are not fresh.
+                # restart, or a stopping broker's leaders no longer give offsets): keep its last figures and
+                # windows, and say why they are not fresh.
                 seen_keys.update((group.group, p.topic, p.partition) for p in before.partitions())
-                groups.append(replace(before, problems=(f"{group.error}; showing the previous reading",)))
+                groups.append(replace(before, problems=(f"{failure}; showing the previous reading",)))
                 continue
             groups.append(self._evaluate_group(group, reading.topics, now, seen_keys))
         with self._lock:
@@ -339,3 +341,13 @@ class LagMonitor:
             present = {g.group for g in report.groups}
             for gone in [g for g in self._statuses if g not in present]:
                 del self._statuses[gone]
+
+
+def _offsets_unreadable(group: GroupReading, topics: frozenset[str]) -> str | None:
+    """Why none of ``group``'s partitions has figures although their topics exist (their leaders did not give
+    offsets: a broker stopping or electing), or None. A deleted topic is not this: it is reported as deleted."""
+    parts = group.partitions
+    if parts and all(p.error is not None and p.topic in topics for p in parts):
+        first = parts[0]
+        return f"{first.topic}[{first.partition}]: {first.error}"
+    return None
