@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -180,7 +181,14 @@ class CustomerState:
         profile not identified yet, e.g. ``anonymous:A1``). ``updated_at_ms`` is the newest event time
         applied, on the topic as in Redis and the read API (one meaning: replaying a backlog gives the same
         records, and it never runs ahead of ``freshness``).
+
+        A new dict each call, built once per state (the Redis copy and the topic's record both want it); the
+        values inside are shared: read them, do not change them.
         """
+        return dict(self._avro_record)
+
+    @cached_property
+    def _avro_record(self) -> dict[str, Any]:
         verbatim = self.last_verbatim
         return {
             "customer_id": customer_id_from_key(self.key) or self.key,

@@ -40,6 +40,7 @@ from streams.domain.identity import (
     identifiers_of,
     observe,
     release,
+    settled_owner,
 )
 
 __all__ = [
@@ -94,14 +95,17 @@ class Item:
     at_ms: int
     event: Mapping[str, Any] | None = None
     due: DueCheck | None = None
+    #: The event's :func:`identifiers_of` under the fold's identity rules, when whoever read it had them already.
+    identifiers: tuple[Identifier, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def order(self) -> tuple[int, str]:
         return (self.at_ms, self.item_id)
 
 
-def event_item(event: Mapping[str, Any]) -> Item:
-    return Item(str(event["event_id"]), int(event["occurred_at_ms"]), event=event)
+def event_item(event: Mapping[str, Any], identifiers: tuple[Identifier, ...] | None = None) -> Item:
+    """``identifiers``: the event's ``identifiers_of`` under the fold's rules, if the caller has them."""
+    return Item(str(event["event_id"]), int(event["occurred_at_ms"]), event=event, identifiers=identifiers)
 
 
 def due_item(due: DueCheck) -> Item:
@@ -310,33 +314,39 @@ def _apply_event(
 ) -> None:
     event = item.event
     assert event is not None
-    found = identifiers_of(event, rules.identity)
+    found = item.identifiers if item.identifiers is not None else identifiers_of(event, rules.identity)
     ids = tuple(i for i in found if i not in unlinked) if unlinked else found
-    local = graph.around(ids)
-    decide = release if event.get("event_type") == "logout" else observe
-    observation = decide(local, ids, rules.identity, item.item_id, item.at_ms)
-    if observation.graph is not local:
-        graph.replace(local, observation.graph)
-        for founded in observation.graph.profiles.keys() - local.profiles.keys():
-            if founded in profiles:  # a key used before (absorbed, then founded again after a logout)
-                profiles[founded] = ProfileState()
-    key = observation.key
+    logout = event.get("event_type") == "logout"
+    key = None if logout else settled_owner(graph.owners, ids)
+    observation = None
+    if key is None:  # the event may change the graph (settled_owner: it repeats known facts, observe changes nothing)
+        local = graph.around(ids)
+        observation = (release if logout else observe)(local, ids, rules.identity, item.item_id, item.at_ms)
+        if observation.graph is not local:
+            graph.replace(local, observation.graph)
+            for founded in observation.graph.profiles.keys() - local.profiles.keys():
+                if founded in profiles:  # a key used before (absorbed, then founded again after a logout)
+                    profiles[founded] = ProfileState()
+        key = observation.key
+        if emitted:
+            result.links.extend(observation.links)
+        for link in observation.links:
+            result.last_linked[link.identifier] = link.profile_key
     if emitted:
         result.routes[item.item_id] = key
-        result.links.extend(observation.links)
-    for link in observation.links:
-        result.last_linked[link.identifier] = link.profile_key
     if key is None:
         return
     target = profiles.setdefault(key, ProfileState())
-    for absorbed in observation.absorbed:
-        source = profiles.setdefault(absorbed, ProfileState())
-        if source.customer is not None:
-            # Identifiers kept apart at this merge (another person's) do not travel in the record either.
-            moved = tuple(i for i in source.customer.identities if observation.graph.profile_of(i) in (key, None))
-            if moved != source.customer.identities:
-                source.customer = replace(source.customer, identities=moved)
-        _merge(absorbed, key, f"merge:{absorbed}>{key}:{item.item_id}", profiles, rules, hooks, sink)
+    if observation is not None:
+        after = observation.graph
+        for absorbed in observation.absorbed:
+            source = profiles.setdefault(absorbed, ProfileState())
+            if source.customer is not None:
+                # Identifiers kept apart at this merge (another person's) do not travel in the record either.
+                moved = tuple(i for i in source.customer.identities if after.profile_of(i) in (key, None))
+                if moved != source.customer.identities:
+                    source.customer = replace(source.customer, identities=moved)
+            _merge(absorbed, key, f"merge:{absorbed}>{key}:{item.item_id}", profiles, rules, hooks, sink)
     base = target.cart or _new_cart(key)
     try:
         updated = apply_cart_event(expire_if_idle(base, item.at_ms, rules.cart_idle_ms), event)

@@ -55,6 +55,7 @@ __all__ = [
     "observe",
     "profile_key_of",
     "release",
+    "settled_owner",
 ]
 
 IdentifierType = Literal["customer_id", "loyalty_card", "email_hash", "phone_hash", "anonymous_id", "device_id"]
@@ -367,6 +368,23 @@ def observe(
         if identifier not in work.owners:
             work.attach(identifier, key, previous=None, reason="seen_together")
     return work.result(key)
+
+
+def settled_owner(owners: Mapping[Identifier, str], identifiers: tuple[Identifier, ...]) -> str | None:
+    """The profile that already owns every one of ``identifiers`` (as :func:`identifiers_of` gives them), or None.
+
+    With one, :func:`observe` would change nothing (same graph, that profile, no links, nothing absorbed): the
+    fold's common case, an event repeating known facts, decided without copying any of the graph.
+    """
+    if not identifiers:
+        return None
+    key = owners.get(identifiers[0])
+    if key is None:
+        return None
+    for identifier in identifiers[1:]:
+        if owners.get(identifier) != key:
+            return None
+    return key
 
 
 def release(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import inspect
 import re
+from typing import Any
 
 import pytest
 import redis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
 from omnichannel.errors import ConfigError
-from omnichannel.redis_clients import async_redis, cluster_address, is_cluster_url, sync_redis
+from omnichannel.redis_clients import HiredisPacking, async_redis, cluster_address, is_cluster_url, sync_redis
 from omnichannel.settings import Settings
 from streams.keys import Keys
 
@@ -67,3 +68,30 @@ def test_every_key_of_the_backbone_is_in_one_slot_on_a_cluster_and_unchanged_oth
             assert key == re.sub(r"\{([^}]*)\}", r"{idg}:\1", before, count=1), name
     assert len(slots) == 1
     assert plain.cart("customer:C-1") == "ns:cart:{customer:C-1}", "one Redis keeps its layout"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("SET", "k", "v"),
+        ("CONFIG GET", "maxmemory"),
+        (b"SCRIPT LOAD", b"return 1"),
+        ("EVALSHA", "abc", 2, "{idg}:a", "{idg}:b", 1.5, -3, 2**70, "é✓ ünïcode", b"\x00\xff binary"),
+        ("MGET", *(f"ns:{{idg}}:cluster-of:anonymous_id:a-{n}" for n in range(3000))),
+    ],
+)
+def test_the_async_clients_pack_commands_in_c_to_the_same_bytes(args: tuple[Any, ...]) -> None:
+    # Each URL form's connection class (plain, TLS, Unix socket) packs with hiredis, to redis-py's own bytes.
+    for url in ("redis://h:1/0", "rediss://h:1/0", "unix:///tmp/redis.sock"):
+        pool = async_redis(url).connection_pool
+        assert issubclass(pool.connection_class, HiredisPacking)
+        ours = pool.connection_class(**pool.connection_kwargs)
+        theirs = inspect.getmro(pool.connection_class)[2](**pool.connection_kwargs)
+        assert b"".join(ours.pack_command(*args)) == b"".join(theirs.pack_command(*args))
+
+
+@pytest.mark.parametrize("bad", [None, True])
+def test_an_argument_redis_py_refuses_is_still_refused_with_its_error(bad: object) -> None:
+    pool = async_redis("redis://h:1/0").connection_pool
+    with pytest.raises(redis.DataError, match="Invalid input of type"):
+        pool.connection_class(**pool.connection_kwargs).pack_command("SET", "k", bad)

@@ -16,6 +16,7 @@ from schemas.errors import DecodeError, EncodeError, SchemaNotRegisteredError, U
 from schemas.loader import EVENT_FULLNAME, EVENT_TYPES
 from schemas.registry import ConfluentSchemaRegistry
 from schemas.samples import sample_event
+from streams.domain.customer import CustomerState
 
 
 class CountingRegistry(ConfluentSchemaRegistry):
@@ -141,6 +142,21 @@ def test_even_without_validation_a_mistyped_field_is_named(codec: AvroCodec, uni
     event["payload"]["quantity"] = "two"
     with pytest.raises(EncodeError, match=r"payload\.quantity: expected int, got str 'two'"):
         codec.encode(unique("bad") + "-value", EVENT_FULLNAME, event)
+
+
+def test_the_unchecked_field_set_writes_the_same_bytes_and_still_names_a_missing_field(
+    codec: AvroCodec, unique: Callable[[str], str], register_schema: Callable[[str, str], int]
+) -> None:
+    # The worker encodes its own to_avro_dict records with strict=False: same bytes; a required field still counts.
+    subject = unique("state") + "-value"
+    register_schema(subject, "omnichannel.output.CustomerState")
+    record = CustomerState(key="customer:C1", recent_products=("P1",), updated_at_ms=5).to_avro_dict()
+    strict = codec.encode(subject, "omnichannel.output.CustomerState", record)
+    assert codec.encode(subject, "omnichannel.output.CustomerState", record, strict=False) == strict
+    assert codec.decode(strict, "omnichannel.output.CustomerState") == record
+    del record["updated_at_ms"]
+    with pytest.raises(EncodeError, match="updated_at_ms"):
+        codec.encode(subject, "omnichannel.output.CustomerState", record, strict=False)
 
 
 def test_an_unknown_event_type_lists_the_valid_ones(codec: AvroCodec) -> None:

@@ -27,3 +27,15 @@ def test_evolve_refuses_unknown_fields_and_records_it_cannot_copy_safely() -> No
         evolve(CustomerState(key="customer:C1"), updated_at=1)
     with pytest.raises(TypeError, match=r"dataclasses\.replace"):
         evolve(Cart(cart_key="customer:C1", customer_id="C1"), version=2)  # slots and validation: replace() only
+
+
+def test_a_copy_never_carries_the_record_derived_from_the_old_fields() -> None:
+    state = CustomerState(key="customer:C1", updated_at_ms=5, recent_products=("P1",))
+    assert state.to_avro_dict()["recent_products"] == ["P1"]  # derived once and kept on the state
+    changed = evolve(state, recent_products=("P2", "P1"), updated_at_ms=9)
+    assert changed.to_avro_dict()["recent_products"] == ["P2", "P1"]
+    assert changed.to_avro_dict()["updated_at_ms"] == 9
+    assert state.to_avro_dict()["recent_products"] == ["P1"]
+    first = changed.to_avro_dict()
+    first["customer_id"] = "someone else"  # a caller's own dict: the next call is not affected
+    assert changed.to_avro_dict()["customer_id"] == "C1"

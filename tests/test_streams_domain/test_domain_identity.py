@@ -23,6 +23,7 @@ from streams.domain import (
     profile_key_of,
     release,
 )
+from streams.domain.identity import settled_owner
 
 RULES = IdentityRules()
 IDENTITY_FIELDS = ("anonymous_id", "customer_id", "email_hash", "phone_hash", "loyalty_card")
@@ -420,6 +421,37 @@ def test_graph_invariants_hold_for_any_sequence(events: list[dict[str, Any]], ru
         # Observing the same identifiers again is a no-op: replays cannot churn the graph.
         again = observe(graph, found, rules, "replay", n)
         assert again.graph is graph and again.key == obs.key and again.links == () and again.absorbed == ()
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=st.lists(event_strategy, max_size=25), rules=rules_strategy)
+def test_an_event_whose_identifiers_one_profile_owns_already_changes_nothing(
+    events: list[dict[str, Any]], rules: IdentityRules
+) -> None:
+    # The fold skips observe() when settled_owner() names a profile: observe must agree, in any graph.
+    graph = IdentityGraph()
+    for n, ev in enumerate(events):
+        found = identifiers_of(ev, rules)
+        settled = settled_owner(graph.owners, found)
+        obs = observe(graph, found, rules, f"e{n}", n)
+        if settled is not None:
+            assert obs == Observation(graph, settled, (), ())
+        else:  # not settled: an unknown identifier, or two profiles' (observe may or may not change the graph)
+            assert (
+                not found
+                or any(graph.owners.get(i) != graph.owners.get(found[0]) for i in found)
+                or (found[0] not in graph.owners)
+            )
+        graph = obs.graph
+
+
+def test_a_repeated_event_is_settled_and_a_new_identifier_is_not() -> None:
+    graph = observe(IdentityGraph(), identifiers_of(event("D1", customer_id="C1"), RULES), RULES, "e1", 1).graph
+    assert settled_owner(graph.owners, identifiers_of(event("D1", customer_id="C1"), RULES)) == "customer:C1"
+    assert settled_owner(graph.owners, identifiers_of(event("D1"), RULES)) == "customer:C1"
+    assert settled_owner(graph.owners, identifiers_of(event("D1", anonymous_id="A9"), RULES)) is None
+    assert settled_owner(graph.owners, identifiers_of(event("D2"), RULES)) is None
+    assert settled_owner(graph.owners, ()) is None
 
 
 @settings(max_examples=200, deadline=None)
