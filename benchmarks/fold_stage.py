@@ -5,7 +5,9 @@ commit, journeys and the Avro encoding of its outputs. Use it to measure a chang
 the figure least sensitive to a shared machine); the worker's own figure beside the Faust ceiling is
 ``python -m benchmarks.streams``. Creates a namespace (topics and subjects, for the schema ids) and deletes it.
 
-    python -m benchmarks.fold_stage [--events 20000] [--batch 500] [--profile]
+    python -m benchmarks.fold_stage [--events 20000] [--batch 500] [--profile] [--gc worker|default]
+
+The cycle collector runs with the worker's thresholds (``streams.app.tune_gc``) unless ``--gc default``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from schemas.codec import AvroCodec
 from schemas.loader import EVENT_FULLNAME
 from schemas.registry import ConfluentSchemaRegistry
 from schemas.topics import channel_topic
-from streams.app import redis_client
+from streams.app import redis_client, tune_gc
 from streams.config import ProcessorConfig
 from streams.keys import Keys
 from streams.processor import fold_stage_on_redis
@@ -64,6 +66,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     stage = fold_stage_on_redis(codec, redis, keys, config, settings.topic)
     sink = _Discard()
     profile = cProfile.Profile() if args.profile else None
+    if args.gc == "worker":
+        tune_gc()
     load_before = load_average()
     started, cpu_started = time.perf_counter(), time.process_time()
     if profile is not None:
@@ -84,6 +88,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
         "cpu_us_per_event": round(cpu * 1e6 / len(records)),
         "outputs": sink.records,
         "profiled": bool(args.profile),
+        "gc": args.gc,
         "load_average": [load_before, load_average()],
     }
 
@@ -93,6 +98,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000, help="events of the mixed dataset (shoppers: 1/10)")
     parser.add_argument("--batch", type=int, default=500, help="records per FoldStage.process call")
     parser.add_argument("--profile", action="store_true", help="run under cProfile and print the top functions")
+    parser.add_argument(
+        "--gc", choices=("worker", "default"), default="worker", help="garbage-collector thresholds (default: worker's)"
+    )
     parser.add_argument("--name", default="fold-stage", help="results file name (benchmarks/results/<name>.json)")
     args = parser.parse_args()
     namespace = f"stage{uuid.uuid4().hex[:8]}"

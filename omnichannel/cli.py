@@ -272,7 +272,7 @@ def worker(ctx: click.Context, app_id: str | None, metrics_port: int | None, sup
 
     # uvloop unless asked otherwise: Faust reads FAUST_LOOP when it is first imported (just below).
     os.environ.setdefault("FAUST_LOOP", "uvloop")
-    from streams.app import build_app
+    from streams.app import build_app, tune_gc
     from streams.config import ProcessorConfig
 
     settings = connect(ctx.obj)
@@ -298,6 +298,7 @@ def worker(ctx: click.Context, app_id: str | None, metrics_port: int | None, sup
     # --without-web: the worker command overrides the app's web_enabled, and a second worker on the machine
     # would otherwise crash binding the same port.
     sys.argv = ["omnichannel worker", *quiet, "worker", "--loglevel", level, "--without-web"]
+    tune_gc()
     app.main()
 
 
