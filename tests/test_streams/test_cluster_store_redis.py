@@ -2,7 +2,8 @@
 
 The property of test_cluster_engine.py, through the real store on the real Redis: two workers (two store
 instances, two caches) take batches from simulated partitions in a random schedule, a rival worker commits
-between a worker's read and its commit, a worker restarts (its cache is gone) or replays a batch it committed
+between a worker's read and its commit or inside the read (after its first look at the identifiers' clusters,
+before it watches them), a worker restarts (its cache is gone) or replays a batch it committed
 (the offset commit was lost). Whatever the schedule, what Redis holds equals one sequential fold, and a cached
 copy is never used once another worker changed the cluster.
 """
@@ -36,15 +37,24 @@ EXAMPLES = max(20, int(os.environ.get("OMNICHANNEL_PROPERTY_EXAMPLES", "150")) /
 
 
 class HookedStore(RedisClusterStore):
-    """A worker's store where a test can run another worker's whole step between a read and its commit."""
+    """A worker's store where a test can run another worker's whole step between a read and its commit, or
+    inside the read: after its first look at the identifiers' clusters, before it watches them."""
 
     before_commit: Callable[[], Awaitable[None]] | None = None
+    before_watch: Callable[[], Awaitable[None]] | None = None
 
     async def commit(self, view: ClusterView, writes: Sequence[ClusterWrite]) -> bool:
         if self.before_commit is not None:
             hook, self.before_commit = self.before_commit, None
             await hook()
         return await super().commit(view, writes)
+
+    async def _first_look(self, index_keys: list[str]) -> list[str | None]:
+        first = await super()._first_look(index_keys)
+        if self.before_watch is not None:
+            hook, self.before_watch = self.before_watch, None
+            await hook()
+        return first
 
 
 async def stored_profiles(client: Redis, keys: Keys) -> dict[str, StoredProfile]:
@@ -101,9 +111,12 @@ async def deliver(
                     await rival_engine.apply(rival_items)
                     partitions[other].committed += rival_taken
 
-                workers[who].before_commit = rival
+                if race == "before_watch":
+                    workers[who].before_watch = rival
+                else:
+                    workers[who].before_commit = rival
             await engines[who].apply(items)
-            workers[who].before_commit = None
+            workers[who].before_commit = workers[who].before_watch = None
             await check()
             if fate != "replay":  # "replay": state committed, the offset commit lost: the batch comes again
                 partitions[p].committed += taken
@@ -146,7 +159,7 @@ def test_two_caching_workers_leave_what_one_sequential_fold_gives(
                 st.integers(1, 6),
                 st.integers(0, 1),  # which worker takes the batch
                 st.sampled_from(["none", "none", "restart", "replay"]),
-                st.booleans(),
+                st.sampled_from(["", "before_commit", "before_watch"]),  # a rival's whole step, and when
             ),
             max_size=24,
         ),
