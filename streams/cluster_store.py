@@ -17,7 +17,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from redis.asyncio import Redis
@@ -146,8 +146,8 @@ class RedisClusterStore:
 
     async def _first_look(self, index_keys: list[str]) -> list[str | None]:
         """The clusters of ``index_keys`` before any WATCH: only to choose what to watch (the read after it is used)."""
-        found: list[str | None] = await self._redis.mget(index_keys)  # decode_responses: str values
-        return found
+        found = await self._redis.mget(index_keys)
+        return cast(list[str | None], found)  # decode_responses: str values
 
     async def _index_and_unlinked(self, index_keys: list[str]) -> tuple[list[str | None], set[str]]:
         reads = self._redis.pipeline(transaction=False)
