@@ -9,7 +9,8 @@ Nothing here runs at import: :func:`build_app` makes the app for given settings,
   infrastructure failure (Redis or Kafka down after bounded retries) ends the process *without* committing,
   so nothing is skipped and a restarted worker resumes where the last commit was;
 - raw bytes in (the project's codec does Avro); outputs go out through a confluent-kafka producer
-  (:mod:`streams.kafka_sink`), acknowledged before the agent takes its next batch, so before Faust commits;
+  (:mod:`streams.kafka_sink`); a batch is acked, so Faust may commit its offsets, only once Kafka acknowledged its
+  outputs, which it does while the agent processes the next batch;
 - no repartition: the state is folded per identity cluster in Redis (atomic, order-independent), so it does not
   matter which worker reads an event; ``events.by_customer`` is an output for subscribers, keyed by profile;
 - output keys are partitioned with murmur2, like the connectors' producers;
@@ -199,9 +200,16 @@ def build_app(settings: Settings, config: ProcessorConfig, app_id: str | None = 
         *(settings.topic(channel_topic(c)) for c in CHANNELS), value_serializer="raw", key_serializer="raw"
     )
 
+    async def outputs_durable() -> None:
+        # Awaited beside the next batch's processing; the batch is acked (its offsets committable) only after.
+        try:
+            await sink.flushed()
+        except Exception as exc:  # Kafka did not acknowledge: stop before anything after it is acked
+            _fatal("fold-outputs", exc)
+
     @app.agent(channel_topics, concurrency=1)
     async def fold_events(stream: Any) -> None:
-        async for events in ready_batches(stream, config.batch_max, config.batch_within_s):
+        async for events in ready_batches(stream, config.batch_max, config.batch_within_s, outputs_durable):
             try:
                 await stage.process([_incoming(e) for e in events], sink)
                 if settings.redis_cluster:  # before the batch's offsets can be committed (the next iteration)

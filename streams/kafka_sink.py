@@ -2,9 +2,11 @@
 
 Why not Faust's own producer: an awaited or buffered ``Topic.send`` costs ~40 us of event-loop time per record
 (Faust's buffer, then aiokafka's batching in Python), about a sixth of the worker's CPU; librdkafka batches and
-sends from its own threads. ``send`` queues every record and waits (off the event loop) until Kafka acknowledged
-all of them, so the worker's agent returns, and Faust may commit the batch's source offsets, only once its
-outputs are durable: the at-least-once contract of docs/stream-processing.md holds without Faust's flush.
+sends from its own threads. ``send`` queues records and returns; ``flushed`` waits (off the event loop) until
+Kafka acknowledged every record queued so far. The worker acks a batch's events, so Faust may commit their
+source offsets, only once ``flushed`` returned after the batch's ``send`` (:func:`streams.faust_batches.ready_batches`),
+and meanwhile processes the next batch: the at-least-once contract of docs/stream-processing.md holds without
+Faust's flush, and the ~20-50 ms a batch's acknowledgement takes no longer stops the worker.
 
 Keys are partitioned with murmur2 (``murmur2_random``), as the connectors and Kafka's Java clients do.
 """
@@ -33,6 +35,8 @@ class KafkaSink:
         self._topic: Callable[[str], str] = settings.topic
         self._timeout_s = timeout_s
         self._failures: list[str] = []
+        self._queued = 0  # records queued since the last flush started
+        self._flushing = asyncio.Lock()
         self._producer = Producer(
             {
                 "bootstrap.servers": settings.kafka_bootstrap_servers,
@@ -52,25 +56,31 @@ class KafkaSink:
 
     def _delivered(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
+            # Kept for good: a record that failed may belong to a batch whose flush already returned on another
+            # call, so every later flushed() fails too (the worker stops; nothing after it is acked).
             self._failures.append(f"{msg.topic()}: {err.str()}")
 
     async def send(self, records: Sequence[Outgoing]) -> None:
-        """Queue ``records`` and return once Kafka acknowledged every one (see the module docstring)."""
-        await self.send_and_wait(records)
-
-    async def send_and_wait(self, records: Sequence[Outgoing]) -> None:
-        if not records:
-            return
+        """Queue ``records`` for Kafka and return; :meth:`flushed` says when they are acknowledged."""
         for record in records:
             self._produce(record)
-        remaining = await asyncio.to_thread(self._producer.flush, self._timeout_s)
-        failures, self._failures = self._failures, []
-        if remaining or failures:
+        self._queued += len(records)
+
+    async def flushed(self) -> None:
+        """Return once Kafka acknowledged every record queued so far; raise if any record ever failed."""
+        async with self._flushing:  # one flush at a time: each waits for everything queued before it started
+            queued, self._queued = self._queued, 0
+            remaining = await asyncio.to_thread(self._producer.flush, self._timeout_s) if queued else 0
+        if remaining or self._failures:
             raise ServiceUnavailableError(
-                f"Kafka did not acknowledge {remaining + len(failures)} of {len(records)} output records "
-                f"within {self._timeout_s:g} s ({'; '.join(failures[:3]) or 'timed out'}); what caused them is not "
+                f"Kafka did not acknowledge {remaining + len(self._failures)} output records within "
+                f"{self._timeout_s:g} s ({'; '.join(self._failures[:3]) or 'timed out'}); what caused them is not "
                 "marked done (the worker commits no offset, an unlink can be run again): they are sent again on retry"
             )
+
+    async def send_and_wait(self, records: Sequence[Outgoing]) -> None:
+        await self.send(records)
+        await self.flushed()
 
     def _produce(self, record: Outgoing) -> None:
         kwargs: dict[str, Any] = {"key": record.key.encode(), "value": record.value, "on_delivery": self._delivered}

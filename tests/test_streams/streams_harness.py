@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import redis
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from omnichannel.provision import provision
 from omnichannel.settings import Settings
@@ -26,7 +26,7 @@ from schemas.codec import AvroCodec
 from schemas.loader import EVENT_FULLNAME
 from schemas.registry import ConfluentSchemaRegistry
 from schemas.samples import sample_event
-from schemas.topics import channel_topic
+from schemas.topics import CHANNELS, channel_topic
 
 
 @dataclass
@@ -138,6 +138,39 @@ class Pipeline:
         finally:
             consumer.close()
         return found
+
+    def committed(self) -> int:
+        """How many channel-topic records the worker's consumer group has committed (all partitions)."""
+        group = self.topic("omnichannel-processor")
+        consumer = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap_servers, "group.id": group})
+        try:
+            names = [self.topic(channel_topic(c)) for c in CHANNELS]
+            listed = consumer.list_topics(timeout=10).topics
+            partitions = [TopicPartition(n, p) for n in names if n in listed for p in listed[n].partitions]
+            return sum(max(tp.offset, 0) for tp in consumer.committed(partitions, timeout=10))
+        finally:
+            consumer.close()
+
+    def event_ids_on(self, topic: str, wanted: set[str], timeout: float = 60.0) -> set[str]:
+        """The ids of the events on ``topic`` (Avro events), read until all of ``wanted`` were seen or ``timeout``."""
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.settings.kafka_bootstrap_servers,
+                "group.id": f"test-{uuid.uuid4().hex}",
+                "auto.offset.reset": "earliest",
+            }
+        )
+        consumer.subscribe([self.topic(topic)])
+        seen: set[str] = set()
+        deadline = time.monotonic() + timeout
+        try:
+            while not wanted <= seen and time.monotonic() < deadline:
+                for message in consumer.consume(500, 0.5):
+                    if message.error() is None and message.value() is not None:
+                        seen.add(self.codec.decode(message.value(), EVENT_FULLNAME)["event_id"])
+        finally:
+            consumer.close()
+        return seen
 
 
 @pytest.fixture

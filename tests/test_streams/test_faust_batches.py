@@ -132,3 +132,83 @@ async def _the_end_of_the_stream_ends_the_batches_and_a_failure_is_raised() -> N
     failing.put(RuntimeError("broker gone"))
     with pytest.raises(RuntimeError, match="broker gone"):
         await anext(ready_batches(failing, 10, within_s=60.0))
+
+
+class _Outputs:
+    """The ``durable`` hook: each call is one batch's outputs; the test says when Kafka acknowledged which."""
+
+    def __init__(self) -> None:
+        self.flushes: list[asyncio.Future[None]] = []
+
+    def durable(self) -> asyncio.Future[None]:
+        flush: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.flushes.append(flush)
+        return flush
+
+
+def test_the_next_batch_is_processed_while_the_last_ones_outputs_are_acknowledged() -> None:
+    asyncio.run(_the_next_batch_is_processed_while_the_last_ones_outputs_are_acknowledged())
+
+
+async def _the_next_batch_is_processed_while_the_last_ones_outputs_are_acknowledged() -> None:
+    stream, outputs = _Stream(), _Outputs()
+    stream.put(*range(9))
+    batches = ready_batches(stream, 3, within_s=60.0, durable=outputs.durable)
+    first = await anext(batches)
+    second = await anext(batches)  # handed over although the first batch's outputs are not acknowledged
+    assert second == [3, 4, 5] and len(outputs.flushes) == 1
+    await asyncio.sleep(0.01)
+    assert stream.acked == []  # processed, outputs not durable: not acked
+    outputs.flushes[0].set_result(None)
+    await asyncio.sleep(0.01)
+    assert stream.acked == first  # acked as soon as its outputs are durable, while the second is processed
+    third = asyncio.ensure_future(anext(batches))  # the second is done; its outputs are not acknowledged yet
+    await asyncio.sleep(0.01)
+    assert third.done() and await third == [6, 7, 8]
+    assert stream.acked == first
+    await batches.aclose()  # stopped with the second's outputs unacknowledged: it is read again, never acked
+    assert stream.acked == first
+
+
+def test_a_batch_waits_for_the_one_before_it_and_acks_stay_in_order() -> None:
+    asyncio.run(_a_batch_waits_for_the_one_before_it_and_acks_stay_in_order())
+
+
+async def _a_batch_waits_for_the_one_before_it_and_acks_stay_in_order() -> None:
+    stream, outputs = _Stream(), _Outputs()
+    stream.put(*range(6), None)
+    batches = ready_batches(stream, 2, within_s=60.0, durable=outputs.durable)
+    assert await anext(batches) == [0, 1]
+    assert await anext(batches) == [2, 3]
+    # The second batch is done too: the third is not handed over while the first still waits (one batch at most).
+    third = asyncio.ensure_future(anext(batches))
+    await asyncio.sleep(0.01)
+    assert not third.done()
+    outputs.flushes[1].set_result(None)  # Kafka acknowledged the second batch's outputs before the first's
+    await asyncio.sleep(0.01)
+    assert stream.acked == [] and not third.done()  # never ahead of the first
+    outputs.flushes[0].set_result(None)
+    assert await third == [4, 5]
+    assert stream.acked == [0, 1, 2, 3]
+    rest = asyncio.ensure_future(anext(batches, None))  # the end of the stream: the last batch's outputs first
+    await asyncio.sleep(0.01)
+    assert not rest.done()
+    outputs.flushes[2].set_result(None)
+    assert await rest is None
+    assert stream.acked == list(range(6))
+
+
+def test_outputs_that_kafka_refused_leave_their_batch_unacked_and_stop_the_batches() -> None:
+    asyncio.run(_outputs_that_kafka_refused_leave_their_batch_unacked_and_stop_the_batches())
+
+
+async def _outputs_that_kafka_refused_leave_their_batch_unacked_and_stop_the_batches() -> None:
+    stream, outputs = _Stream(), _Outputs()
+    stream.put(*range(4))
+    batches = ready_batches(stream, 2, within_s=60.0, durable=outputs.durable)
+    await anext(batches)
+    await anext(batches)
+    outputs.flushes[0].set_exception(RuntimeError("not acknowledged"))
+    with pytest.raises(RuntimeError, match="not acknowledged"):
+        await anext(batches)
+    assert stream.acked == []
