@@ -25,7 +25,6 @@ import logging
 import os
 import ssl
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -101,15 +100,6 @@ def _incoming(event: Any) -> Incoming:
     return Incoming(
         message.topic, message.partition, message.offset, message.key, message.value, pairs, message.timestamp
     )
-
-
-#: An event older than this says the worker is behind: its batch waits (``batch_within_s``) to fill.
-BEHIND_S = 0.5
-
-
-def _behind(event: Any) -> bool:
-    timestamp = event.message.timestamp  # the record's time, seconds (producer's clock)
-    return bool(timestamp) and time.time() - timestamp > BEHIND_S
 
 
 def _fatal(stage: str, exc: BaseException) -> None:
@@ -219,8 +209,7 @@ def build_app(settings: Settings, config: ProcessorConfig, app_id: str | None = 
 
     @app.agent(channel_topics, concurrency=1)
     async def fold_events(stream: Any) -> None:
-        batches = ready_batches(stream, config.batch_max, config.batch_within_s, outputs_durable, _behind)
-        async for events in batches:
+        async for events in ready_batches(stream, config.batch_max, config.batch_within_s, outputs_durable):
             try:
                 await stage.process([_incoming(e) for e in events], sink)
                 if settings.redis_cluster:  # before the batch's offsets can be committed (the next iteration)

@@ -10,10 +10,6 @@ and every batch paid the worker's fixed costs (Redis round trips, one Kafka ackn
   moves events along while the worker awaits Redis and Kafka), up to ``max_`` events;
 - hands over a batch as soon as nothing more is queued for the agent (no wait under live traffic), or when it
   is full, or ``within_s`` after its first event;
-- given ``behind`` (true for an event that says the worker is behind, e.g. one older than half a second): a
-  batch whose first event is behind waits up to ``within_s`` to fill. Each batch has a fixed cost (~10 ms of
-  CPU, Redis round trips), so a worker that fell behind under live traffic, handed small batches of what
-  arrived meanwhile, could stay behind; fuller batches let it catch up, and fresh events never wait;
 - acks a batch's events only after the caller finished it (the caller's loop body returned) and, given
   ``durable``, once the awaitable ``durable()`` made right after that completed: so Faust commits no offset
   whose outputs are not durable. The caller meanwhile gets the next batch: the outputs' acknowledgement by Kafka
@@ -32,18 +28,13 @@ __all__ = ["ready_batches"]
 
 
 async def ready_batches(
-    stream: Any,
-    max_: int,
-    within_s: float,
-    durable: Callable[[], Awaitable[None]] | None = None,
-    behind: Callable[[Any], bool] | None = None,
+    stream: Any, max_: int, within_s: float, durable: Callable[[], Awaitable[None]] | None = None
 ) -> AsyncIterator[list[Any]]:
     """Yield lists of Faust events from ``stream`` (an agent's stream); see the module docstring."""
     stream.enable_acks = False  # acked below, once the caller is done with the batch
     buffer: list[Any] = []
     arrived = asyncio.Event()  # the buffer got an event
     ready = asyncio.Event()  # the buffer is full, or nothing more is queued for the agent
-    full = asyncio.Event()  # the buffer holds max_ events
     room = asyncio.Event()  # the buffer is below max_
     room.set()
 
@@ -59,8 +50,6 @@ async def ready_batches(
                 await room.wait()
             buffer.append(event)
             arrived.set()
-            if len(buffer) >= max_:
-                full.set()
             if len(buffer) >= max_ or not queued():
                 ready.set()
             # Faust hands over queued events without yielding to the loop: without this the filler would hold
@@ -82,13 +71,9 @@ async def ready_batches(
                 arrived.clear()
                 ended = await _until(arrived, filler, None)
                 continue
-            if not ended and len(buffer) < max_:
-                if behind is not None and behind(buffer[0]):
-                    full.clear()
-                    ended = await _until(full, filler, within_s)
-                elif queued():
-                    ready.clear()
-                    ended = await _until(ready, filler, within_s)
+            if not ended and len(buffer) < max_ and queued():
+                ready.clear()
+                ended = await _until(ready, filler, within_s)
             batch = buffer[:max_]
             del buffer[:max_]
             room.set()

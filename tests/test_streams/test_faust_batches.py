@@ -212,30 +212,3 @@ async def _outputs_that_kafka_refused_leave_their_batch_unacked_and_stop_the_bat
     with pytest.raises(RuntimeError, match="not acknowledged"):
         await anext(batches)
     assert stream.acked == []
-
-
-def test_a_worker_behind_waits_for_a_full_batch_and_fresh_events_do_not_wait() -> None:
-    asyncio.run(_a_worker_behind_waits_for_a_full_batch_and_fresh_events_do_not_wait())
-
-
-async def _a_worker_behind_waits_for_a_full_batch_and_fresh_events_do_not_wait() -> None:
-    # Events are ints; negative ones say "old" (the worker is behind). They arrive a few at a time, as when the
-    # fetcher runs between the worker's awaits.
-    stream = _Stream()
-
-    async def feed(items: list[int]) -> None:
-        for start in range(0, len(items), 3):
-            stream.put(*items[start : start + 3])
-            await asyncio.sleep(0.005)
-
-    batches = ready_batches(stream, 12, within_s=30.0, behind=lambda event: event < 0)
-    old = asyncio.create_task(feed([-n for n in range(1, 13)]))
-    started = time.monotonic()
-    assert await anext(batches) == [-n for n in range(1, 13)]  # waited for the full batch, not the first three
-    assert time.monotonic() - started < 10  # handed over when full, not after within_s
-    await old
-    fresh = asyncio.create_task(feed(list(range(1, 13))))
-    first = await anext(batches)
-    assert 0 < len(first) < 12  # fresh events: handed over with nothing more queued, no wait to fill
-    await fresh
-    await batches.aclose()
