@@ -181,9 +181,9 @@ def build_app(settings: Settings, config: ProcessorConfig, app_id: str | None = 
 
     async def applied(batch: Sequence[Incoming]) -> None:
         # After the Redis write: record time -> state applied, per record (see omnichannel.lag.processor_metrics).
-        for record in batch:
-            if record.timestamp_s is not None:
-                metrics.record_applied(app_id, record.topic, record.partition, record_timestamp=record.timestamp_s)
+        metrics.records_applied(
+            app_id, [(r.topic, r.partition, r.timestamp_s) for r in batch if r.timestamp_s is not None]
+        )
 
     stage = fold_stage_on_redis(
         codec,

@@ -36,7 +36,7 @@ LAST_FIELD = "~last"
 
 
 def meta_to_json(merged_into: str | None) -> str:
-    return json.dumps({"merged_into": merged_into}, separators=(",", ":"))
+    return orjson.dumps({"merged_into": merged_into}).decode()  # same compact JSON as json.dumps', ~1/10 the cost
 
 
 def _order(last: str | None) -> tuple[int, str] | None:
@@ -269,7 +269,7 @@ class RedisClusterStore:
                 tx.set(keys.cluster_of(identifier), cid)
         entries = dict(write.log_entries)
         if write.last is not None:
-            entries[LAST_FIELD] = json.dumps(list(write.last))
+            entries[LAST_FIELD] = orjson.dumps(write.last).decode()
         if entries:
             tx.hset(keys.cluster_log(cid), mapping=entries)
         if write.log_removed:

@@ -2,8 +2,8 @@
 
 The lag monitor reads *positions* from the broker; only a processor knows when a record's effect reached
 Redis. Processors import this module (it depends on ``prometheus_client`` alone, never on Kafka or the
-monitor) and call :meth:`ProcessorMetrics.record_applied` once per record, *after* its Redis write
-succeeded::
+monitor) and call :meth:`ProcessorMetrics.record_applied` once per record (or
+:meth:`ProcessorMetrics.records_applied` once per batch), *after* its Redis write succeeded::
 
     from omnichannel.lag.processor_metrics import processor_metrics
 
@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge, Histogram
 
@@ -84,10 +86,28 @@ class ProcessorMetrics:
 
         ``applied_at`` defaults to now. Producer clocks can run ahead: negative latencies count as 0.
         """
+        self.records_applied(group, [(topic, partition, record_timestamp)], applied_at=applied_at)
+
+    def records_applied(
+        self, group: str, records: Iterable[tuple[str, int, float]], *, applied_at: float | None = None
+    ) -> None:
+        """:meth:`record_applied` for each ``(topic, partition, record_timestamp)``, in the order given (a batch).
+
+        Same samples as one call per record, at a fraction of the cost: each label set is looked up once, and
+        each partition's gauges are set once, to its last record's values.
+        """
         applied = time.time() if applied_at is None else applied_at
-        self.latency.labels(group, topic).observe(max(0.0, applied - record_timestamp))
-        self.last_processed.labels(group, topic, str(partition)).set(applied)
-        self.last_processed_record.labels(group, topic, str(partition)).set(record_timestamp)
+        histograms: dict[str, Any] = {}
+        last: dict[tuple[str, int], float] = {}
+        for topic, partition, record_timestamp in records:
+            histogram = histograms.get(topic)
+            if histogram is None:
+                histogram = histograms[topic] = self.latency.labels(group, topic)
+            histogram.observe(max(0.0, applied - record_timestamp))
+            last[(topic, partition)] = record_timestamp
+        for (topic, partition), record_timestamp in last.items():
+            self.last_processed.labels(group, topic, str(partition)).set(applied)
+            self.last_processed_record.labels(group, topic, str(partition)).set(record_timestamp)
 
 
 _default: ProcessorMetrics | None = None

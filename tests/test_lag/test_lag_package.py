@@ -84,3 +84,25 @@ def test_lag_processor_metric_contract() -> None:
     assert registry.get_sample_value(LAST_PROCESSED, per_partition) == 1000.5
     assert registry.get_sample_value(LAST_PROCESSED_RECORD, per_partition) == 1001.0
     assert processor_metrics() is processor_metrics()
+
+
+def test_a_batch_of_applied_records_exports_what_one_call_per_record_does() -> None:
+    batch = [("web", 0, 100.0), ("app", 1, 101.0), ("web", 0, 99.5), ("web", 2, 100.25), ("app", 1, 103.0)]
+    one_by_one, batched = CollectorRegistry(), CollectorRegistry()
+    per_record = ProcessorMetrics(one_by_one)
+    for topic, partition, at in batch:
+        per_record.record_applied("workers", topic, partition, record_timestamp=at, applied_at=102.0)
+    ProcessorMetrics(batched).records_applied("workers", batch, applied_at=102.0)
+
+    def samples(registry: CollectorRegistry) -> list[tuple[str, list[tuple[str, str]], float]]:
+        return sorted(
+            (s.name, sorted(s.labels.items()), s.value)
+            for family in registry.collect()
+            for s in family.samples
+            if not s.name.endswith("_created")
+        )
+
+    assert samples(batched) == samples(one_by_one)
+    web0 = {"group": "workers", "topic": "web", "partition": "0"}
+    assert batched.get_sample_value(LAST_PROCESSED_RECORD, web0) == 99.5  # the partition's last record, not its max
+    assert batched.get_sample_value(f"{END_TO_END_LATENCY}_count", {"group": "workers", "topic": "app"}) == 2
