@@ -36,7 +36,7 @@ LAST_FIELD = "~last"
 
 
 def meta_to_json(merged_into: str | None) -> str:
-    return orjson.dumps({"merged_into": merged_into}).decode()  # same compact JSON as json.dumps', ~1/10 the cost
+    return orjson.dumps({"merged_into": merged_into}).decode()  # compact JSON (UTF-8, not \u escapes), ~1/10 the cost
 
 
 def _order(last: str | None) -> tuple[int, str] | None:
