@@ -109,7 +109,7 @@ def main() -> None:
     try:
         result = asyncio.run(_run(settings, args))
     finally:
-        delete_namespace(settings, namespace, [])
+        delete_namespace(settings, namespace)
     result = {"machine": describe(), **result}
     print(
         f"{result['events']:,} events, batch {args.batch}: {result['events_per_s']:,} events/s, "

@@ -544,7 +544,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         settings = resolved.settings(base_settings)
         assert settings.kafka_bootstrap_servers and settings.schema_registry_url and settings.redis_url
         state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-read-api-")))
-        stack.callback(delete_namespace, settings, namespace, [f"{namespace}.omnichannel-processor"])
+        stack.callback(delete_namespace, settings, namespace)
         ensure_topics(settings.kafka_bootstrap_servers, catalogue_for(namespace), settings.partitions)
         register_all(ConfluentSchemaRegistry(settings.schema_registry_url), catalogue_for(namespace))
         started = time.perf_counter()

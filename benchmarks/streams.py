@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import random
@@ -49,10 +50,10 @@ from typing import Any
 import confluent_kafka
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from benchmarks.machine import describe, save
 from omnichannel.kafka_admin import ensure_topics
+from omnichannel.provision import remove_namespace
 from omnichannel.settings import Settings
 from omnichannel.stack import resolve_stack
 from omnichannel.stack.processes import spawn, stop
@@ -227,43 +228,9 @@ def worker_env(settings: Settings, namespace: str, state_dir: Path, extra: dict[
     return env
 
 
-def delete_namespace(settings: Settings, namespace: str, groups: list[str]) -> None:
+def delete_namespace(settings: Settings, namespace: str) -> None:
     """Remove every topic, consumer group, Redis key and registry subject of ``namespace``."""
-    assert settings.kafka_bootstrap_servers and settings.redis_url and settings.schema_registry_url
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
-    with contextlib.suppress(Exception):
-        for future in admin.delete_consumer_groups(groups, request_timeout=30).values():
-            with contextlib.suppress(Exception):
-                future.result(30)
-    existing = admin.list_topics(timeout=30).topics
-    topics = [s.name for s in catalogue_for(namespace) if s.name in existing]
-    topics += [t for t in existing if t.startswith(f"{namespace}.") and t not in topics]
-    if topics:
-        for future in admin.delete_topics(topics, operation_timeout=60).values():
-            with contextlib.suppress(Exception):
-                future.result(60)
-    client = redis.Redis.from_url(settings.redis_url)
-    try:
-        batch: list[bytes] = []
-        for key in client.scan_iter(match=f"{namespace}:*", count=5000):
-            batch.append(key)
-            if len(batch) >= 5000:
-                client.unlink(*batch)
-                batch = []
-        if batch:
-            client.unlink(*batch)
-    finally:
-        client.close()
-    with contextlib.suppress(Exception):
-        from confluent_kafka.schema_registry import SchemaRegistryClient
-
-        registry = SchemaRegistryClient({"url": settings.schema_registry_url})
-        for subject in registry.get_subjects():
-            if subject.startswith(f"{namespace}."):
-                with contextlib.suppress(Exception):
-                    registry.delete_subject(subject)
-                with contextlib.suppress(Exception):
-                    registry.delete_subject(subject, permanent=True)
+    remove_namespace(dataclasses.replace(settings, namespace=namespace))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -942,12 +909,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         resolved = stack.enter_context(resolve_stack(base, progress=log))
         settings = resolved.settings(base)
         assert settings.kafka_bootstrap_servers and settings.schema_registry_url and settings.redis_url
-        groups = [f"{namespace}.{g}" for g in ("omnichannel-processor", "ceiling", "naive", "split", "faust-ceiling")]
         state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-streams-")))
         if args.keep:
             log(f"--keep: namespace {namespace} is left in place (delete it with delete_namespace)")
         else:
-            stack.callback(delete_namespace, settings, namespace, groups)
+            stack.callback(delete_namespace, settings, namespace)
         ensure_topics(settings.kafka_bootstrap_servers, catalogue_for(namespace), settings.partitions)
         register_all(ConfluentSchemaRegistry(settings.schema_registry_url), catalogue_for(namespace))
         log(f"namespace {namespace}, {settings.partitions} partitions")

@@ -15,7 +15,14 @@ from omnichannel.errors import KafkaAuthenticationError, ServiceUnavailableError
 from omnichannel.kafka_logging import librdkafka_logger
 from schemas.topics import TopicSpec
 
-__all__ = ["MAX_REPLICATION_FACTOR", "MIN_INSYNC_REPLICAS", "TopicReport", "ensure_topics", "replication_for"]
+__all__ = [
+    "MAX_REPLICATION_FACTOR",
+    "MIN_INSYNC_REPLICAS",
+    "TopicReport",
+    "delete_prefixed",
+    "ensure_topics",
+    "replication_for",
+]
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,40 @@ def ensure_topics(
         replicas = max((len(p.replicas) for p in partitions.values()), default=0)
         reports.append(TopicReport(spec.name, "exists", len(partitions), replicas))
     return reports
+
+
+def delete_prefixed(
+    bootstrap: str, prefix: str, timeout: float = 30.0, *, security: Mapping[str, str] | None = None
+) -> tuple[list[str], list[str]]:
+    """Delete every consumer group, then every topic, whose name starts with ``prefix``; (groups, topics) deleted.
+
+    A group with members is refused by the broker (:class:`ServiceUnavailableError`): stop its processes first.
+    """
+    if not prefix:
+        raise ValueError("delete_prefixed needs a non-empty prefix: an empty one would delete every topic")
+    errors: list[KafkaError] = []
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": librdkafka_logger(bootstrap)}
+    admin = AdminClient(config | dict(security or {}) | {"error_cb": errors.append})
+    listed = admin.list_consumer_groups(request_timeout=timeout).result(timeout)
+    groups = sorted(g.group_id for g in listed.valid if g.group_id.startswith(prefix))
+    for group, future in (admin.delete_consumer_groups(groups, request_timeout=timeout) if groups else {}).items():
+        try:
+            future.result(timeout)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.GROUP_ID_NOT_FOUND:
+                raise ServiceUnavailableError(
+                    f"deleting consumer group {group} failed: {exc}; stop the processes that consume with it"
+                ) from exc
+    topics = sorted(
+        t for t in _metadata(admin, bootstrap, timeout, errors, dict(security or {})).topics if t.startswith(prefix)
+    )
+    for topic, future in (admin.delete_topics(topics, operation_timeout=timeout) if topics else {}).items():
+        try:
+            future.result(timeout)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise ServiceUnavailableError(f"deleting topic {topic} failed: {exc}") from exc
+    return groups, topics
 
 
 def check_login(bootstrap: str, security: Mapping[str, str], timeout: float = 10.0) -> None:

@@ -124,6 +124,26 @@ class ConfluentSchemaRegistry:
         except Exception as exc:
             raise RegistryError(f"the registry at {self.url} could not be reached: {exc}") from exc
 
+    def delete_subject(self, subject: str) -> bool:
+        """Delete ``subject`` and every version of it for good (soft, then hard: ``DELETE ...?permanent=true``).
+
+        False when the registry has no such subject. Only for tearing a namespace down: readers of records
+        written with its schemas can no longer decode them.
+        """
+        try:
+            self._client.delete_subject(subject)
+            self._client.delete_subject(subject, permanent=True)
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                return False
+            raise RegistryError(
+                f"the registry at {self.url} refused to delete {subject!r}: {exc.error_message} "
+                f"(HTTP {exc.http_status_code})"
+            ) from exc
+        except Exception as exc:
+            raise RegistryError(f"the registry at {self.url} could not be reached: {exc}") from exc
+        return True
+
     def has_subject(self, subject: str) -> bool:
         """True when ``subject`` holds at least one version. Asks for the subject itself: a registry's subject
         list can be a first page only (Apicurio's ``GET /subjects`` stops at 1,000)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from omnichannel.provision import provision
+from omnichannel.provision import provision, remove_namespace
 from omnichannel.settings import Settings
 from omnichannel.stack.processes import free_port, stop
 
@@ -74,3 +74,4 @@ def backbone(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> It
     finally:
         for proc in procs:
             stop(proc.pid)
+        remove_namespace(Settings.from_env(env))  # a long-lived development broker would keep every run's partitions

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from omnichannel.provision import provision
+from omnichannel.provision import provision, remove_namespace
 from omnichannel.settings import Settings
 from omnichannel.stack.processes import free_port, stop
 from schemas.samples import sample_event
@@ -49,6 +49,7 @@ def serve_two_workers(settings: Settings, tmp_path: Path) -> Iterator[tuple[str,
         yield f"http://127.0.0.1:{port}", proc.pid
     finally:
         stop(proc.pid)
+        remove_namespace(dataclasses.replace(settings, namespace=namespace))
 
 
 def _workers(supervisor: int) -> list[int]:

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from omnichannel.provision import provision
+from omnichannel.provision import provision, remove_namespace
 from omnichannel.settings import Settings
 from omnichannel.stack.processes import free_port, stop
 from schemas.codec import AvroCodec
@@ -124,6 +124,7 @@ class Journeys:
         for proc in (self.worker, self.api):
             if proc is not None and proc.poll() is None:
                 stop(proc.pid)
+        remove_namespace(self.settings)  # a long-lived development broker would keep every run's partitions
 
     def log(self, name: str = "worker") -> str:
         path = self.state_dir / f"{name}.log"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -20,7 +21,7 @@ import pytest
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from omnichannel.provision import provision
+from omnichannel.provision import provision, remove_namespace
 from omnichannel.settings import Settings
 from schemas.codec import AvroCodec
 from schemas.loader import EVENT_FULLNAME
@@ -218,6 +219,10 @@ def pipeline_factory(settings: Settings, tmp_path: Path) -> Iterator[Callable[..
     for pipeline in made:
         pipeline.worker.stop()
         pipeline.redis.close()
+    # A long-lived development broker would keep every run's partitions. A test's private Redis (``redis_url``)
+    # is gone by now, and its keys with it: the session's Redis is the one to clean.
+    for pipeline in made:
+        remove_namespace(dataclasses.replace(pipeline.settings, redis_url=settings.redis_url))
 
 
 CUSTOMERS = 40

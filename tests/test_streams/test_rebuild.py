@@ -27,7 +27,7 @@ from confluent_kafka.admin import AdminClient
 from streams_harness import Pipeline
 from topic_snapshot import latest_values
 
-from omnichannel.provision import provision
+from omnichannel.provision import provision, remove_namespace
 from omnichannel.settings import Settings
 from omnichannel.stack.processes import free_port, stop
 from schemas.codec import AvroCodec
@@ -111,6 +111,7 @@ def backbone(settings: Settings, tmp_path: Path) -> Iterator[Backbone]:
     finally:
         for proc in found.procs.values():
             stop(proc.pid)
+        remove_namespace(scoped)  # a long-lived development broker would keep every run's partitions
 
 
 def _answers(url: str) -> bool:
