@@ -18,6 +18,7 @@ from schemas.topics import TopicSpec
 __all__ = [
     "MAX_REPLICATION_FACTOR",
     "MIN_INSYNC_REPLICAS",
+    "Deleted",
     "TopicReport",
     "delete_prefixed",
     "ensure_topics",
@@ -99,12 +100,23 @@ def ensure_topics(
     return reports
 
 
+@dataclass(frozen=True)
+class Deleted:
+    """What :func:`delete_prefixed` deleted, and the groups it left because members still held them."""
+
+    groups: list[str]
+    topics: list[str]
+    busy_groups: list[str]
+
+
 def delete_prefixed(
     bootstrap: str, prefix: str, timeout: float = 30.0, *, security: Mapping[str, str] | None = None
-) -> tuple[list[str], list[str]]:
-    """Delete every consumer group, then every topic, whose name starts with ``prefix``; (groups, topics) deleted.
+) -> Deleted:
+    """Delete every consumer group, then every topic, whose name starts with ``prefix``.
 
-    A group with members is refused by the broker (:class:`ServiceUnavailableError`): stop its processes first.
+    A group the broker says still has members is left and reported in ``busy_groups`` (a consumer killed
+    with SIGKILL stays a member until its session times out); its topics are deleted all the same, and Kafka
+    drops the group's offsets after ``offsets.retention.minutes``.
     """
     if not prefix:
         raise ValueError("delete_prefixed needs a non-empty prefix: an empty one would delete every topic")
@@ -113,24 +125,26 @@ def delete_prefixed(
     admin = AdminClient(config | dict(security or {}) | {"error_cb": errors.append})
     listed = admin.list_consumer_groups(request_timeout=timeout).result(timeout)
     groups = sorted(g.group_id for g in listed.valid if g.group_id.startswith(prefix))
+    deleted, busy = [], []
     for group, future in (admin.delete_consumer_groups(groups, request_timeout=timeout) if groups else {}).items():
         try:
             future.result(timeout)
+            deleted.append(group)
         except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.GROUP_ID_NOT_FOUND:
-                raise ServiceUnavailableError(
-                    f"deleting consumer group {group} failed: {exc}; stop the processes that consume with it"
-                ) from exc
-    topics = sorted(
-        t for t in _metadata(admin, bootstrap, timeout, errors, dict(security or {})).topics if t.startswith(prefix)
-    )
+            code = exc.args[0].code()
+            if code == KafkaError.NON_EMPTY_GROUP:
+                busy.append(group)
+            elif code != KafkaError.GROUP_ID_NOT_FOUND:
+                raise ServiceUnavailableError(f"deleting consumer group {group} failed: {exc}") from exc
+    metadata = _metadata(admin, bootstrap, timeout, errors, dict(security or {}))
+    topics = sorted(t for t in metadata.topics if t.startswith(prefix))
     for topic, future in (admin.delete_topics(topics, operation_timeout=timeout) if topics else {}).items():
         try:
             future.result(timeout)
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
                 raise ServiceUnavailableError(f"deleting topic {topic} failed: {exc}") from exc
-    return groups, topics
+    return Deleted(sorted(deleted), topics, sorted(busy))
 
 
 def check_login(bootstrap: str, security: Mapping[str, str], timeout: float = 10.0) -> None:

@@ -54,11 +54,14 @@ class Removed:
     topics: list[str]
     redis_keys: int
     subjects: list[str]
+    #: Groups left because members still held them (see :func:`omnichannel.kafka_admin.delete_prefixed`).
+    busy_groups: list[str]
 
 
 def remove_namespace(settings: Settings) -> Removed:
     """Delete everything of ``settings.namespace``: its consumer groups and topics (``<ns>.*``), its Redis keys
-    (``<ns>:*``) and its catalogue's registry subjects. Stop the namespace's processes first.
+    (``<ns>:*``) and its catalogue's registry subjects. Stop the namespace's processes first: a group that still
+    has members is left (``busy_groups``).
 
     Refuses the empty (default) namespace: that is a deployment's real data, never a scratch namespace.
     """
@@ -66,7 +69,7 @@ def remove_namespace(settings: Settings) -> Removed:
     if not namespace:
         raise ValueError("remove_namespace refuses the default (empty) namespace: it holds a deployment's data")
     assert settings.kafka_bootstrap_servers and settings.redis_url and settings.schema_registry_url
-    groups, topics = delete_prefixed(
+    kafka = delete_prefixed(
         settings.kafka_bootstrap_servers, f"{namespace}.", security=settings.kafka_security.confluent_config()
     )
     client = sync_redis(settings.redis_url)
@@ -84,4 +87,4 @@ def remove_namespace(settings: Settings) -> Removed:
     registry = ConfluentSchemaRegistry(settings.schema_registry_url, basic_auth=settings.schema_registry_basic_auth)
     # The catalogue's subjects by name: a registry's subject list may be a first page only.
     subjects = [s.subject for s in catalogue_for(namespace) if registry.delete_subject(s.subject)]
-    return Removed(groups, topics, keys, subjects)
+    return Removed(kafka.groups, kafka.topics, keys, subjects, kafka.busy_groups)

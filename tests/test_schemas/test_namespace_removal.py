@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import replace
 
@@ -88,3 +89,35 @@ def test_removing_a_namespace_leaves_nothing_of_it_and_spares_a_namespace_that_s
 def test_the_default_namespace_is_never_removed(settings: Settings) -> None:
     with pytest.raises(ValueError, match="default"):
         remove_namespace(replace(settings, namespace=""))
+
+
+def test_a_group_that_still_has_members_is_reported_and_its_topics_are_removed_all_the_same(
+    settings: Settings,
+) -> None:
+    namespace = replace(settings, namespace=f"rm{uuid.uuid4().hex[:8]}")
+    assert settings.kafka_bootstrap_servers
+    provision(namespace, partitions=1)
+    live = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "group.id": namespace.topic("still-running"),
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        live.subscribe([namespace.topic("customer.carts")])
+        deadline = time.monotonic() + 30
+        while not live.assignment() and time.monotonic() < deadline:
+            live.poll(0.5)
+        assert live.assignment(), "the consumer never joined its group"
+
+        removed = remove_namespace(namespace)
+    finally:
+        live.close()
+
+    assert removed.busy_groups == [namespace.topic("still-running")] and removed.groups == []
+    topics = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}).list_topics(timeout=30).topics
+    assert not [t for t in topics if t.startswith(f"{namespace.namespace}.")]
+    remove_namespace(namespace)  # once the member has left, the group goes too
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    assert namespace.topic("still-running") not in {g.group_id for g in admin.list_consumer_groups().result(30).valid}
