@@ -5,21 +5,25 @@ nothing else frames bytes. Writer schema ids are looked up once per (subject, sc
 never registers a schema (``omnichannel schemas register`` does, as a deployment step, so the registry's
 compatibility check sees every change before data is written with it). Decoding looks up the writer's
 schema by the id in the bytes (cached) and resolves it to the reader's. fastavro is the engine (measured
-against the ``avro`` package in benchmarks/codec.py).
+against the ``avro`` package in benchmarks/codec.py); records are written by an encoder compiled from their
+schema (:mod:`schemas.avro_writer`: the same bytes, 3-4x faster), with fastavro's writer for any value it leaves.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
 import struct
 import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.validation import validate as fastavro_validate
 
+from schemas.avro_writer import compiled_writer
 from schemas.errors import DecodeError, EncodeError, RegistryError
 from schemas.loader import EVENT_FULLNAME, canonical_json, load, payload_record_name
 from schemas.registry import SchemaRegistry
@@ -61,6 +65,15 @@ def _optional_records(fullname: str) -> tuple[tuple[str, str], ...]:
             elif isinstance(branch, str) and "." in branch:  # a named type defined earlier in the schema
                 found.append((field["name"], branch))
     return tuple(found)
+
+
+@functools.cache
+def _compiled(fullname: str) -> Callable[[Mapping[str, Any]], bytes] | None:
+    """The compiled writer of ``fullname``, or None when its schema uses what the compiler does not cover."""
+    try:
+        return compiled_writer(load(fullname))
+    except NotImplementedError:
+        return None
 
 
 def _with_union_branches(fullname: str, record: dict[str, Any]) -> dict[str, Any]:
@@ -128,12 +141,20 @@ class AvroCodec:
         record = _with_union_branches(fullname, record)
         if validate and not fastavro_validate(record, schema, raise_errors=False):
             raise self._encode_error(fullname, record, schema, "invalid record")
-        buf = io.BytesIO()
-        try:
-            schemaless_writer(buf, schema, record, strict_allow_default=strict)
-        except (TypeError, ValueError, KeyError, AttributeError, OverflowError, struct.error) as exc:
-            raise self._encode_error(fullname, record, schema, str(exc)) from exc
-        return frame(self.schema_id(subject, fullname), buf.getvalue())
+        body = None
+        writer = _compiled(fullname)
+        if writer is not None:
+            # A value it leaves (NotCompiled, or mistyped): fastavro's writer below writes it or refuses it.
+            with contextlib.suppress(Exception):
+                body = writer(record)
+        if body is None:
+            buf = io.BytesIO()
+            try:
+                schemaless_writer(buf, schema, record, strict_allow_default=strict)
+            except (TypeError, ValueError, KeyError, AttributeError, OverflowError, struct.error) as exc:
+                raise self._encode_error(fullname, record, schema, str(exc)) from exc
+            body = buf.getvalue()
+        return frame(self.schema_id(subject, fullname), body)
 
     @staticmethod
     def _encode_error(fullname: str, record: dict[str, Any], schema: Any, fallback: str) -> EncodeError:
