@@ -178,11 +178,12 @@ class AvroCodec:
         if reader is not None and not self._same_schema(schema_id, reader):
             reader_schema = load(reader)  # different writer: let fastavro resolve (added defaults etc.)
         else:
-            compiled = self._compiled_reader(schema_id, writer)
+            compiled = self._readers.get(schema_id) or self._compiled_reader(schema_id, writer)
             if compiled is not None:
-                # Bytes it cannot read raise: fastavro below reads them the same or raises its own error.
-                with contextlib.suppress(Exception):
+                try:
                     return compiled(data, _HEADER.size)
+                except Exception:  # noqa: S110 - fastavro below reads these bytes the same, or raises its own error
+                    pass
         try:
             decoded = schemaless_reader(io.BytesIO(body), writer, reader_schema)
         except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, SchemaResolutionError...
