@@ -18,7 +18,10 @@ their registry subjects; nothing lands on real channel topics):
 * ``sdk``: :class:`connectors.sdk.Tracker` (batches of 100, one background sender) to the same collector;
 * ``trivial_single`` / ``trivial_batch_100``: the ceilings: a plain Starlette app that reads the body and
   answers 202, served by uvicorn with the same settings (and workers), under the same load from the same
-  generator, in the same run (each measured right before the collector's figure it bounds).
+  generator, in the same run (each measured right before the collector's figure it bounds);
+* ``without_kafka_single`` / ``without_kafka_batch_100`` (phase ``nokafka``, one worker): the same collector
+  process with publishing cut after the Avro encoding (answered as if stored, nothing produced): what HTTP,
+  the app and validation + encoding allow before Kafka's producer and its delivery reports take their share.
 
 ``--only single,batch`` runs a subset; ``--py-spy DIR`` profiles the collector during extra, unreported
 single and batch runs (``pip install py-spy``; not a project dependency).
@@ -37,7 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -51,7 +54,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from benchmarks.machine import describe, load_average, save
 from connectors.config import CollectorConfig
 from connectors.envelope import normalise, partition_key
-from connectors.publisher import Publisher, producer_config
+from connectors.publisher import Delivery, Outcome, Publisher, producer_config
 from omnichannel.settings import Settings
 from omnichannel.stack import resolve_stack
 from schemas.codec import AvroCodec
@@ -69,7 +72,7 @@ PUBLISHER_EVENTS = 100_000
 SDK_EVENTS = 50_000
 KEY = "dev-web"
 BATCH = 100
-PHASES = ("raw", "inproc", "single", "batch", "sdk")
+PHASES = ("raw", "inproc", "single", "batch", "nokafka", "sdk")
 LOADGEN = (
     "one process (asyncio on uvloop), N keep-alive HTTP/1.1 connections, closed loop (next request once the "
     "answer is read); it shares the machine's 2 cores with the server under test and Kafka"
@@ -86,8 +89,12 @@ def _event(n: int) -> dict[str, Any]:
 # -- the collector process ------------------------------------------------------------------------------------
 
 
-def serve(port: int, kafka: str, registry: str, prefix: str) -> None:
-    """The collector as ``omnichannel serve`` runs it (collector part), publishing to the run's private topics."""
+def serve(port: int, kafka: str, registry: str, prefix: str, *, without_kafka: bool = False) -> None:
+    """The collector as ``omnichannel serve`` runs it (collector part), publishing to the run's private topics.
+
+    ``without_kafka``: every event is validated and encoded as before, then answered as stored at offset -1
+    without being produced (a ceiling for the figures, never a way to run the collector).
+    """
     import uvicorn
 
     from connectors.collector import create_app
@@ -95,6 +102,13 @@ def serve(port: int, kafka: str, registry: str, prefix: str) -> None:
     config = CollectorConfig.from_env({"OMNICHANNEL_DEV": "1"})
     topic_for = lambda channel: f"{prefix}.{channel_topic(channel)}"  # noqa: E731 - as a namespace would name it
     with Publisher(kafka, AvroCodec(ConfluentSchemaRegistry(registry)), topic_for=topic_for) as pub:
+        if without_kafka:
+            encode = pub.encode
+
+            async def encoded_only(events: Sequence[Mapping[str, Any]]) -> list[Outcome]:
+                return [Delivery(str(e["event_id"]), encode(e)[0], 0, -1) for e in events]
+
+            pub.publish_many_async = encoded_only  # type: ignore[method-assign]
         uvicorn.run(create_app(config, pub), host="127.0.0.1", port=port, **_UVICORN)
 
 
@@ -410,6 +424,19 @@ def run(phases: frozenset[str], workers: int, profile_dir: Path | None) -> dict[
             trivial_port, trivial_pid = _start(stack, trivial)
             command, env = _collector_command(workers, kafka, registry, prefix)
             port, pid = _start(stack, command, env)
+            subjects = [("trivial", (trivial_port, trivial_pid)), ("collector", (port, pid))]
+            if "nokafka" in phases and workers == 1:
+                bare = [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.collector",
+                    "--serve-no-kafka",
+                    "{port}",
+                    kafka,
+                    registry,
+                    prefix,
+                ]
+                subjects.append(("without_kafka", _start(stack, bare)))
             single_body = orjson.dumps(_event(1))
             batch_body = orjson.dumps({"events": [_event(n) for n in range(BATCH)]})
             for name, body, connections in (
@@ -420,7 +447,7 @@ def run(phases: frozenset[str], workers: int, profile_dir: Path | None) -> dict[
                     continue
                 label = name if name == "single" else f"batch_{BATCH}"
                 per = 1 if name == "single" else BATCH
-                for subject, (at, server) in (("trivial", (trivial_port, trivial_pid)), ("collector", (port, pid))):
+                for subject, (at, server) in subjects:
                     figures = _run_load(at, server, "POST", "/v1/events", body, connections)
                     figures["events_per_s"] = round(figures["requests_per_s"] * per)
                     result[f"{subject}_{label}"] = figures
@@ -481,6 +508,9 @@ def main() -> None:
     parser.add_argument("--py-spy", type=Path, default=None, metavar="DIR", help="profile the collector into DIR")
     parser.add_argument("--name", default="collector", help="results file name (benchmarks/results/NAME.json)")
     parser.add_argument("--serve", nargs=4, metavar=("PORT", "KAFKA", "REGISTRY", "PREFIX"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--serve-no-kafka", nargs=4, metavar=("PORT", "KAFKA", "REGISTRY", "PREFIX"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--serve-trivial", nargs=2, metavar=("PORT", "WORKERS"), help=argparse.SUPPRESS)
     parser.add_argument(
         "--load", nargs=6, metavar=("PORT", "METHOD", "PATH", "BODY", "CONNS", "SECONDS"), help=argparse.SUPPRESS
@@ -489,6 +519,10 @@ def main() -> None:
     if args.serve:
         port, kafka, registry, prefix = args.serve
         serve(int(port), kafka, registry, prefix)
+        return
+    if args.serve_no_kafka:
+        port, kafka, registry, prefix = args.serve_no_kafka
+        serve(int(port), kafka, registry, prefix, without_kafka=True)
         return
     if args.serve_trivial:
         serve_trivial(int(args.serve_trivial[0]), int(args.serve_trivial[1]))
