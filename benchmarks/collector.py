@@ -55,6 +55,7 @@ from benchmarks.machine import describe, load_average, save
 from connectors.config import CollectorConfig
 from connectors.envelope import normalise, partition_key
 from connectors.publisher import Delivery, Outcome, Publisher, producer_config
+from omnichannel.gc_tuning import tune_gc
 from omnichannel.settings import Settings
 from omnichannel.stack import resolve_stack
 from schemas.codec import AvroCodec
@@ -109,7 +110,9 @@ def serve(port: int, kafka: str, registry: str, prefix: str, *, without_kafka: b
                 return [Delivery(str(e["event_id"]), encode(e)[0], 0, -1) for e in events]
 
             pub.publish_many_async = encoded_only  # type: ignore[method-assign]
-        uvicorn.run(create_app(config, pub), host="127.0.0.1", port=port, **_UVICORN)
+        app = create_app(config, pub)
+        tune_gc()  # as `omnichannel serve` does once its app is built
+        uvicorn.run(app, host="127.0.0.1", port=port, **_UVICORN)
 
 
 _UVICORN: dict[str, Any] = {"loop": "uvloop", "http": "httptools", "access_log": False, "log_level": "warning"}
@@ -131,7 +134,9 @@ def trivial_app() -> Any:
     async def healthz(_: Request) -> Response:
         return Response(b'{"status":"ok"}', media_type="application/json")
 
-    return Starlette(routes=[Route("/v1/events", accept, methods=["POST"]), Route("/healthz", healthz)])
+    app = Starlette(routes=[Route("/v1/events", accept, methods=["POST"]), Route("/healthz", healthz)])
+    tune_gc()  # the ceiling runs with the collector's process settings
+    return app
 
 
 def serve_trivial(port: int, workers: int) -> None:

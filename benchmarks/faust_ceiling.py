@@ -5,7 +5,8 @@ like ``streams.app.build_app`` (aiokafka transport, raw bytes, ``take_events`` b
 concurrency 1, same commit interval) whose agent only counts records. When it has seen ``--total`` records it
 writes its figures (from process start, and from the first record) as JSON to ``--out`` and exits.
 ``FAUST_LOOP=uvloop`` in the environment runs it on uvloop, as the worker would; it collects garbage with the
-worker's thresholds (``streams.app.tune_gc``), so the ceiling and the worker run with the same process settings.
+worker's thresholds (``omnichannel.gc_tuning.tune_gc``), so the ceiling and the worker run with the same process
+settings.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def main() -> None:
                 sys.stdout.flush()
                 os._exit(0)  # the figures are out; no need to wait for Faust's shutdown
 
-    from streams.app import tune_gc
+    from omnichannel.gc_tuning import tune_gc
 
     worker = faust.Worker(app, loglevel="WARNING", quiet=True)
     tune_gc()

@@ -7,7 +7,7 @@ the figure least sensitive to a shared machine); the worker's own figure beside 
 
     python -m benchmarks.fold_stage [--events 20000] [--batch 500] [--profile] [--gc worker|default]
 
-The cycle collector runs with the worker's thresholds (``streams.app.tune_gc``) unless ``--gc default``.
+The cycle collector runs with the worker's thresholds (``omnichannel.gc_tuning.tune_gc``) unless ``--gc default``.
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ from typing import Any
 
 from benchmarks.machine import describe, load_average, save
 from benchmarks.streams import dataset, delete_namespace
+from omnichannel.gc_tuning import tune_gc
 from omnichannel.provision import provision
 from omnichannel.settings import Settings
 from schemas.codec import AvroCodec
 from schemas.loader import EVENT_FULLNAME
 from schemas.registry import ConfluentSchemaRegistry
 from schemas.topics import channel_topic
-from streams.app import redis_client, tune_gc
+from streams.app import redis_client
 from streams.config import ProcessorConfig
 from streams.keys import Keys
 from streams.processor import fold_stage_on_redis

@@ -272,7 +272,8 @@ def worker(ctx: click.Context, app_id: str | None, metrics_port: int | None, sup
 
     # uvloop unless asked otherwise: Faust reads FAUST_LOOP when it is first imported (just below).
     os.environ.setdefault("FAUST_LOOP", "uvloop")
-    from streams.app import build_app, tune_gc
+    from omnichannel.gc_tuning import tune_gc
+    from streams.app import build_app
     from streams.config import ProcessorConfig
 
     settings = connect(ctx.obj)

@@ -12,6 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from omnichannel import logs
+from omnichannel.gc_tuning import tune_gc
 from omnichannel.kafka_admin import check_login
 from omnichannel.settings import Settings
 
@@ -62,6 +63,7 @@ def run_server(settings: Settings, host: str, port: int, *, workers: int = 1, ve
         with contextlib.suppress(PublishUnavailableError):  # registry down: the app retries at its start
             publisher.prepare(sorted({channel for channels in config.keys.values() for channel in channels}))
         app = create_server(settings, config, publisher, ProcessorConfig.from_env())
+        tune_gc()  # start-up is done: what it built is frozen out of collections
         uvicorn.run(app, host=host, port=port, **_UVICORN)
 
 
@@ -105,4 +107,5 @@ def worker_app() -> FastAPI:
             publisher.close()
 
     app.router.lifespan_context = lifespan
+    tune_gc()  # this worker process's start-up is done
     return app

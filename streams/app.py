@@ -20,7 +20,6 @@ Nothing here runs at import: :func:`build_app` makes the app for given settings,
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import ssl
@@ -53,29 +52,12 @@ from streams.keys import SINGLE_SLOT_TAG, Keys
 from streams.processor import fold_stage_on_redis
 from streams.records import Incoming
 
-__all__ = ["EXIT_INFRASTRUCTURE", "GC_NEW_OBJECTS", "build_app", "faust_credentials", "redis_client", "tune_gc"]
+__all__ = ["EXIT_INFRASTRUCTURE", "build_app", "faust_credentials", "redis_client"]
 
 log = logging.getLogger(__name__)
 
 #: Exit status of a worker that stopped because Redis or Kafka stayed unreachable (EX_TEMPFAIL).
 EXIT_INFRASTRUCTURE = 75
-
-
-#: Objects allocated (net) between two collections of the youngest generation; CPython's default is 700.
-GC_NEW_OBJECTS = 50_000
-
-
-def tune_gc() -> None:
-    """Run CPython's cycle collector far less often in a long-lived worker; call once start-up is done.
-
-    The worker keeps tens of thousands of cluster states alive (its LRU of committed clusters), and with the
-    default thresholds a drain made ~140 collections a second, the older ones walking all of them: ~20 % of the
-    stage's CPU (benchmarks/README.md). Nearly everything the fold makes is freed by reference counting, which
-    this does not delay; only reference cycles wait longer (a few MB of them at most). What start-up built
-    (modules, schemas, the app) is frozen out of every collection.
-    """
-    gc.freeze()
-    gc.set_threshold(GC_NEW_OBJECTS, 20, 100)
 
 
 def redis_client(url: str) -> Redis:
