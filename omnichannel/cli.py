@@ -408,6 +408,7 @@ def rebuild(settings: Settings, yes: bool, app_id: str | None) -> None:
     """
     import asyncio
 
+    from omnichannel.gc_tuning import tune_gc
     from streams.config import ProcessorConfig
     from streams.rebuild import Progress
     from streams.rebuild import rebuild as run_rebuild
@@ -427,6 +428,7 @@ def rebuild(settings: Settings, yes: bool, app_id: str | None) -> None:
         rest = f"; in progress: {', '.join(pending)}" if pending else ""
         progress(f"{p.read:,}/{p.total:,} records ({share:.0f}%), {p.rate:,.0f}/s{rest}")
 
+    tune_gc()  # the replay folds as the worker does, with the worker's collector settings
     report = asyncio.run(run_rebuild(settings, ProcessorConfig.from_env(), app_id, progress, show))
     for topic, count in sorted(report.by_topic.items()):
         out.print(f"  {topic}: {count:,} records", highlight=False)

@@ -99,3 +99,24 @@ print(json.dumps({"threshold": gc.get_threshold(), "frozen": gc.get_freeze_count
     )
     assert state["threshold"] == [GC_NEW_OBJECTS, 20, 100]
     assert isinstance(state["frozen"], int) and state["frozen"] > 1000
+
+
+def test_omnichannel_rebuild_replays_with_the_worker_s_collector_settings(settings: Settings) -> None:
+    state = _child(
+        """
+import gc, json, sys
+import streams.rebuild
+
+async def fake_rebuild(*args, **kwargs):
+    print(json.dumps({"threshold": gc.get_threshold(), "frozen": gc.get_freeze_count()}))
+    sys.exit(0)  # the replay itself is tested in tests/test_streams/test_rebuild.py
+
+streams.rebuild.rebuild = fake_rebuild
+from omnichannel.cli import main
+sys.argv = ["omnichannel", "rebuild", "--yes"]
+main()
+""",
+        _service_env(settings),
+    )
+    assert state["threshold"] == [GC_NEW_OBJECTS, 20, 100]
+    assert isinstance(state["frozen"], int) and state["frozen"] > 1000
