@@ -56,7 +56,7 @@ class _Generator:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self.constants: dict[str, Any] = {}
+        self.constants: dict[str, Any] = {"_missing": _MISSING}  # an optional field's "not given"
         self.records: dict[str, str] = {}  # record name -> function name (defined or being defined)
         self.count = 0
 
@@ -131,7 +131,6 @@ class _Generator:
                 body += [f"    x = v[{field['name']!r}]", f"    if not {test}:"]
             body.append("        return False")
         body.append("    return True")
-        self.constants["_missing"] = _MISSING
         self.lines += [f"def {name}(v):", *body, ""]
         return name
 
