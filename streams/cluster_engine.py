@@ -161,7 +161,8 @@ class ClusterOutcome:
     cid: str
     result: FoldResult
     before: Mapping[str, StoredProfile]
-    derived: dict[str, StoredProfile] = field(default_factory=dict)  # every profile's state now
+    #: every profile's state now; a cart or record equal to ``before``'s is its very object (:func:`_settled`)
+    derived: dict[str, StoredProfile] = field(default_factory=dict)
     changed: dict[str, StoredProfile] = field(default_factory=dict)  # those written by this commit
     whole: bool = False  # folded from the whole log (False: from the state last derived)
     #: identifier -> (the profile its last ``identity.links`` record names once the batch's own records are sent,
@@ -327,9 +328,7 @@ class ClusterEngine:
         result = fold(kept, self._rules, unlinked=unlinked, hooks=self._hooks, emit=frozenset(), out=out)
         outcome = ClusterOutcome(cid, result, stored.profiles, whole=True)
         for key, state in result.profiles.items():
-            now = _keep_versions_rising(
-                StoredProfile(state.cart, state.customer, state.merged_into), stored.profiles.get(key)
-            )
+            now = _settled(StoredProfile(state.cart, state.customer, state.merged_into), stored.profiles.get(key))
             outcome.derived[key] = outcome.changed[key] = now
         new_owners = {ident(i): k for i, k in result.graph.owners.items()}
         members = stored.members - erased_ids
@@ -410,11 +409,7 @@ class ClusterEngine:
         rewrite_all = len(stored) != 1
         for key, state in result.profiles.items():
             held_profile = before.get(key)
-            now = StoredProfile(state.cart, state.customer, state.merged_into)
-            if held_profile is not None and _same(held_profile, now):
-                now = held_profile
-            else:
-                now = _keep_versions_rising(now, held_profile)
+            now = _settled(StoredProfile(state.cart, state.customer, state.merged_into), held_profile)
             outcome.derived[key] = now
             if rewrite_all or held_profile is not now:
                 outcome.changed[key] = now
@@ -511,13 +506,27 @@ def _ids(item: Item, rules: FoldRules) -> tuple[Identifier, ...]:
     return () if item.event is None else identifiers_of(item.event, rules.identity)
 
 
-def _same(held: StoredProfile, now: StoredProfile) -> bool:
-    """Equal but for the cart's version (a re-fold may count it differently; readers only need it rising)."""
-    if held.customer != now.customer or held.merged_into != now.merged_into:
-        return False
-    if held.cart is None or now.cart is None:
-        return held.cart is now.cart
-    return replace(now.cart, version=held.cart.version) == held.cart
+def _settled(now: StoredProfile, held: StoredProfile | None) -> StoredProfile:
+    """``now`` as it is kept and written, against ``held`` (what the profile held before).
+
+    ``held`` itself when nothing differs but the cart's version (a re-fold may count it differently; readers only
+    need it rising). Otherwise a cart or record equal to ``held``'s *is* ``held``'s own object, so the commit's
+    writes and the output records tell a changed part by identity (``is not``) instead of comparing every record
+    again; a changed cart gets a higher version than the last written (:func:`_keep_versions_rising`).
+    """
+    if held is None:
+        return now
+    same_customer = held.customer == now.customer
+    if same_customer and held.merged_into == now.merged_into:
+        if held.cart is None or now.cart is None:
+            if held.cart is now.cart:
+                return held
+        elif replace(now.cart, version=held.cart.version) == held.cart:
+            return held
+    now = _keep_versions_rising(now, held)
+    if same_customer and now.customer is not held.customer:
+        now = replace(now, customer=held.customer)
+    return now
 
 
 def _keep_versions_rising(now: StoredProfile, held: StoredProfile | None) -> StoredProfile:

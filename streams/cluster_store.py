@@ -290,14 +290,15 @@ class RedisClusterStore:
             # Only what changed: most events touch one profile's record, fewer its cart, rarely its merge.
             if held is None or held.merged_into != profile.merged_into:
                 tx.set(keys.meta(key), meta_to_json(profile.merged_into))
-            if held is None or held.cart != profile.cart:
+            # Parts equal to what was held are its own objects (streams.cluster_engine._settled): identity says.
+            if held is None or held.cart is not profile.cart:
                 if profile.cart is not None:
                     text = cart_to_json(profile.cart)
                     tx.set(keys.cart(key), text)
                     tx.publish(keys.cart_updates(key), text)
                 else:
                     tx.delete(keys.cart(key))
-            if held is None or held.customer != profile.customer:
+            if held is None or held.customer is not profile.customer:
                 if profile.customer is not None:
                     tx.set(keys.customer(key), customer_to_json(profile.customer))
                 else:

@@ -386,14 +386,15 @@ class FoldStage:
         return Outgoing(IDENTITY_LINKS, f"{link.identifier.type}:{link.identifier.value}", value)
 
     def _state_records(self, key: str, profile: StoredProfile, held: StoredProfile | None = None) -> list[Outgoing]:
-        """The cart and record of ``profile``; with ``held`` (what was last published), only those that differ."""
+        """The cart and record of ``profile``; with ``held`` (what was last published), only those that differ
+        (an unchanged part is ``held``'s own object: see ``streams.cluster_engine._settled``)."""
         records: list[Outgoing] = []
-        if profile.cart is not None and (held is None or held.cart != profile.cart):
+        if profile.cart is not None and (held is None or held.cart is not profile.cart):
             subject = f"{self._topic_name(CARTS)}-value"
             # strict=False: records of the domain's own to_avro_dict, whose shape its tests pin (a third of the cost)
             value = self._codec.encode(subject, "omnichannel.output.Cart", profile.cart.to_avro_dict(), strict=False)
             records.append(Outgoing(CARTS, key, value))
-        if profile.customer is not None and (held is None or held.customer != profile.customer):
+        if profile.customer is not None and (held is None or held.customer is not profile.customer):
             subject = f"{self._topic_name(STATE)}-value"
             record = profile.customer.to_avro_dict()
             value = self._codec.encode(subject, "omnichannel.output.CustomerState", record, strict=False)

@@ -13,14 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.cluster_engine import ClusterEngine, ClusterOutcome, NewItem, StoredProfile
-from streams.domain.cart import MergeMode
+from streams.cluster_engine import ClusterEngine, ClusterOutcome, NewItem, StoredProfile, _settled
+from streams.domain.cart import Cart, CartLine, MergeMode
+from streams.domain.customer import CustomerState
 from streams.domain.fold import (
     FoldRules,
     Item,
@@ -383,3 +384,27 @@ def test_a_cart_is_written_again_only_when_it_changed() -> None:
         assert cart_after_add is not None and later is not None and later.version > cart_after_add.version
 
     asyncio.run(run())
+
+
+def test_parts_equal_to_what_was_held_are_its_own_objects() -> None:
+    """The commit's writes and the output records tell a changed cart or record by identity: a part equal to
+    the held one must be the held object (or an unchanged record would be written and sent again), a changed
+    one must not be (or a change would be lost)."""
+    line = CartLine("P1", 1, 100, "EUR", "web", None, 1)
+    cart = Cart("cart-1", "C1", lines=(line,), updated_at_ms=1, version=3)
+    held = StoredProfile(cart, CustomerState("customer:C1", updated_at_ms=1))
+    same_record = CustomerState("customer:C1", updated_at_ms=1)  # equal to the held one, another object
+    new_record = CustomerState("customer:C1", updated_at_ms=2)
+
+    cart_only = _settled(StoredProfile(replace(cart, lines=(), version=4), same_record), held)
+    assert cart_only.customer is held.customer
+    assert cart_only.cart is not None and cart_only.cart is not cart and cart_only.cart.lines == ()
+
+    record_only = _settled(StoredProfile(replace(cart, version=1), new_record), held)  # a re-fold counted 1
+    assert record_only.cart is cart and record_only.customer is new_record
+
+    assert _settled(StoredProfile(replace(cart, version=9), same_record), held) is held
+    assert _settled(StoredProfile(cart, same_record), None).customer is same_record
+
+    fewer_counted = _settled(StoredProfile(replace(cart, lines=(), version=1), new_record), held)
+    assert fewer_counted.cart is not None and fewer_counted.cart.version == 4  # readers fence on it: it rises
