@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from connectors.envelope import normalise
-from connectors.errors import PublishUnavailableError
+from connectors.errors import PublishError, PublishUnavailableError
 from connectors.publisher import Delivery, Publisher
 from omnichannel.stack import StackInfo
 from schemas.codec import AvroCodec
@@ -110,3 +110,30 @@ def test_an_event_that_breaks_the_contract_is_refused_before_producing(publisher
     (outcome,) = publisher.publish_many([event])
     assert not isinstance(outcome, Delivery)
     assert "payload" in str(outcome) or "method" in str(outcome)
+
+
+def test_one_event_from_asyncio_is_stored_and_reported_like_a_batch(
+    publisher: Publisher, topic_for: Callable[[str], str], read_back: ReadBack
+) -> None:
+    """A single event from an asyncio caller (the collector's commonest request) takes the short path: it still
+    says where Kafka stored the event, and the record reads back as sent."""
+    event = normalise(sample_event("page_viewed", channel="web"), received_at_ms=1)
+    (outcome,) = asyncio.run(publisher.publish_many_async([event]))
+    assert isinstance(outcome, Delivery)
+    assert (outcome.event_id, outcome.topic) == (event["event_id"], topic_for("web")) and outcome.offset >= 0
+    assert [e for _, e, _ in read_back(topic_for("web"), 1)] == [event]
+
+
+def test_one_event_from_asyncio_fails_within_the_bounded_wait(dead_publisher: Publisher) -> None:
+    event = normalise(sample_event("login"), received_at_ms=1)
+    started = time.monotonic()
+    (outcome,) = asyncio.run(dead_publisher.publish_many_async([event]))
+    assert isinstance(outcome, PublishUnavailableError) and "did not acknowledge" in str(outcome)
+    assert time.monotonic() - started < 0.5 + 1.0 + 1.0, "delivery timeout + report grace, never more"
+
+
+def test_one_event_from_asyncio_that_breaks_the_contract_is_refused_before_producing(publisher: Publisher) -> None:
+    event = {**normalise(sample_event("login"), received_at_ms=1), "payload": {"method": 5}}
+    (outcome,) = asyncio.run(publisher.publish_many_async([event]))
+    assert isinstance(outcome, PublishError) and not isinstance(outcome, PublishUnavailableError)
+    assert "method" in str(outcome)
