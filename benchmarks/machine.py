@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,21 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def tree_state() -> dict[str, Any]:
+    """Which code was measured: the commit, and the product files changed but not committed (a shared tree)."""
+
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", *argv], capture_output=True, text=True, check=False, cwd=Path(__file__).parent)
+        return done.stdout
+
+    # Not stripped: a porcelain line starts with its status columns (" M path"), the path at column 3.
+    dirty = [line[3:] for line in git("status", "--porcelain").splitlines() if not line[3:].startswith("benchmarks/")]
+    return {"commit": git("rev-parse", "--short", "HEAD").strip(), "uncommitted_files": len(dirty)}
+
+
 def save(name: str, result: dict[str, Any]) -> Path:
-    """Write ``benchmarks/results/<name>.json`` and return its path."""
+    """Write ``benchmarks/results/<name>.json`` (with the code measured, unless the result says) and return its path."""
+    result.setdefault("tree", tree_state())
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")

@@ -52,7 +52,7 @@ from typing import Any
 import httpx
 import redis
 
-from benchmarks.machine import describe, save
+from benchmarks.machine import describe, save, tree_state
 from benchmarks.streams import (
     cpu_seconds,
     delete_namespace,
@@ -62,7 +62,6 @@ from benchmarks.streams import (
     percentile,
     redis_cpu,
     running,
-    tree_state,
 )
 from omnichannel.kafka_admin import ensure_topics
 from omnichannel.settings import Settings

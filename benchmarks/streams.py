@@ -51,7 +51,7 @@ import confluent_kafka
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from benchmarks.machine import describe, save
+from benchmarks.machine import describe, save, tree_state
 from omnichannel.kafka_admin import ensure_topics
 from omnichannel.provision import remove_namespace
 from omnichannel.settings import Settings
@@ -893,17 +893,6 @@ def _round(value: float | None) -> float | None:
 
 
 # -- the driver -------------------------------------------------------------------------------------------------
-
-
-def tree_state() -> dict[str, Any]:
-    """Which code was measured: the commit, and the product files changed but not committed (a shared tree)."""
-
-    def git(*argv: str) -> str:
-        done = subprocess.run(["git", *argv], capture_output=True, text=True, check=False, cwd=Path(__file__).parent)
-        return done.stdout.strip()
-
-    dirty = [line[3:] for line in git("status", "--porcelain").splitlines() if not line[3:].startswith("benchmarks/")]
-    return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_files": len(dirty)}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
