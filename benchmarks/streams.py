@@ -349,17 +349,11 @@ def consume_ceiling(
 
 def identity_fold_cost(events: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
     """Stage 1's pure identity decisions per event, by batch size, without Redis: ``observe`` handed the whole
-    batch graph (it copies what it is given, so the cost grows with the batch), and the way
-    ``streams.identity_store`` calls it (only the profiles an event touches) when that helper exists."""
+    batch graph (it copies what it is given, so the cost grows with the batch), and the way the merge core's
+    local subgraphs (``streams.domain.fold._Graph``) call it: only the profiles an event touches."""
+    from streams.domain.fold import _Graph
     from streams.domain.identity import IdentityGraph, IdentityRules, identifiers_of, observe
 
-    working_graph: Any = None
-    with contextlib.suppress(ImportError):
-        from streams.domain.fold import _Graph  # the merge core's local subgraphs
-
-        working_graph = lambda _graph: _Graph()  # noqa: E731
-    with contextlib.suppress(ImportError):
-        from streams.identity_store import _WorkingGraph as working_graph  # 9605053 until the merge core
     rules = IdentityRules()
     requests = [(e["event_id"], e["occurred_at_ms"], identifiers_of(e, rules)) for _, _, e in events[:8000]]
     out: dict[str, Any] = {}
@@ -370,11 +364,9 @@ def identity_fold_cost(events: list[tuple[str, str, dict[str, Any]]]) -> dict[st
             for event_id, at_ms, identifiers in requests[first : first + batch]:
                 graph = observe(graph, identifiers, rules, event_id, at_ms).graph
         out[f"whole_graph_batch_{batch}_us_per_event"] = round((time.perf_counter() - started) / len(requests) * 1e6, 1)
-        if working_graph is None:
-            continue
         started = time.perf_counter()
         for first in range(0, len(requests), batch):
-            working = working_graph(IdentityGraph())
+            working = _Graph()
             for event_id, at_ms, identifiers in requests[first : first + batch]:
                 local = working.around(identifiers)
                 observation = observe(local, identifiers, rules, event_id, at_ms)
