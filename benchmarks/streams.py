@@ -1002,7 +1002,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "partitions": settings.partitions,
             "OMNICHANNEL_BATCH_MAX": args.batch_max or "default (500)",
             "batch_within_s": "0.02 (streams.config default)",
-            "worker": "python -m omnichannel.cli worker (1 process, Faust aiokafka transport, asyncio loop)",
+            # The loop is "event_loop" below (uvloop unless --asyncio); the process count is "worker_processes".
+            "worker": "python -m omnichannel.cli worker (Faust, aiokafka transport)",
             "producer": "acks=all, idempotent, lz4, linger.ms=5, murmur2_random",
             "librdkafka": confluent_kafka.libversion()[0],
             "kafka": kafka_info,

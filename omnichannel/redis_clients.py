@@ -12,7 +12,7 @@ redirections and a replica promoted by a failover; they are returned typed as th
 they offer, so readers (the API, the CLI) need not know which one they have.
 
 The stream worker is different: redis-py's cluster pipelines refuse MGET, PUBLISH, PING and EVALSHA even on one
-slot, and the merge core sends them in its WATCH/MULTI transaction and pipelines. On a cluster every key of the
+slot, and the merge core sends them in its pipelines and its fenced commit script. On a cluster every key of the
 backbone carries one hash tag (:attr:`streams.keys.Keys.single_slot`), so the worker asks for ``slot_of`` that tag
 and gets a plain client on the master serving it: the same commands as on one server. After a failover that
 client's connection fails, the worker stops with 75 without committing, and ``--supervise`` restarts it on the
@@ -20,7 +20,7 @@ promoted master (docs/reliability.md).
 
 The asyncio clients pack commands with hiredis (:class:`HiredisPacking`): redis-py's asyncio connection packs
 every argument in Python (an ``isinstance`` chain and a few byte joins per argument), and the worker's
-transactions carry thousands of keys a batch (WATCH, MGET, the commit script's keys): about 5 % of its CPU.
+reads and commits carry thousands of keys a batch (MGET, the commit script's keys and fence): about 5 % of its CPU.
 """
 
 from __future__ import annotations

@@ -1,13 +1,16 @@
-"""The clusters in Redis: one WATCH/MULTI/EXEC per batch (see :mod:`streams.cluster_engine`).
+"""The clusters in Redis: one optimistic, fenced commit per batch (see :mod:`streams.cluster_engine`).
 
-Reads watch what decides them: each cluster's version token (every commit to a cluster writes a fresh one, an
-absorbed cluster's is deleted, so no commit to a cluster's members, log, profiles, derived state or its
-identifiers' index goes unseen), the index keys of the identifiers nobody holds yet, and the unlinked set. A commit
-lands only if no other worker committed to the same clusters meanwhile; the loser re-reads and folds again.
-Watching one key per cluster instead of every key read matters: Redis 7.0 checks each WATCHed key against the
-connection's watched ones, so a WATCH of n keys costs n^2 (3,000 keys a batch: ~30 ms of Redis per WATCH). The
-derived carts, records and identity index are written in the same transaction, and each cart change is published
-for live readers. Key layout: :mod:`streams.keys`.
+A read notes what decides it: the cluster each of the batch's identifiers is in (or that it is in none), each
+of those clusters' version token (every commit to a cluster writes a fresh random one, an absorbed cluster's is
+deleted, so no commit to a cluster's members, log, profiles, derived state or its identifiers' index goes unseen),
+and the unlinked set. The commit is one script call that writes only if all of them still hold what was read
+(:data:`streams.redis_ops.FENCED_APPLY_OPS`); otherwise it writes nothing, and the loser re-reads and folds again.
+Why a fence in the script rather than WATCH/MULTI/EXEC: Redis 7.0 checks each WATCHed key against the connection's
+watched ones, so a WATCH of n keys costs n^2 (at 5,000 events a batch: ~130 ms of Redis per WATCH, during which
+every other client waits), and the transaction took three more round trips. A token read after the index still
+decides correctly: an identifier moved in between fails its own fence. The derived carts, records and identity
+index are written in the same call, and each cart change is published for live readers. Key layout:
+:mod:`streams.keys`.
 """
 
 from __future__ import annotations
@@ -17,15 +20,13 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, cast
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import WatchError
 
 from streams.cluster_engine import ClusterView, ClusterWrite, StoredCluster, StoredProfile, digest
 from streams.keys import Keys
-from streams.redis_ops import APPLY_OPS, RedisOps
+from streams.redis_ops import FENCED_APPLY_OPS, RedisOps
 from streams.state_json import cart_from_json, cart_to_json, customer_from_json, customer_to_json
 
 __all__ = ["RedisClusterStore", "meta_to_json"]
@@ -73,8 +74,11 @@ class _Cached:
 
 @dataclass(frozen=True)
 class _Handle:
-    tx: Any  # the WATCHing pipeline
+    """What the read saw, as the commit's fence: index key -> cluster id, cluster id -> token, unlinked set."""
+
+    index: Mapping[str, str | None]
     versions: Mapping[str, str | None]
+    unlinked: frozenset[str]
 
 
 class RedisClusterStore:
@@ -83,7 +87,7 @@ class RedisClusterStore:
     Keeps the clusters it last committed (members, derived carts and records, owners) in a bounded LRU keyed by
     the cluster's version token: each commit writes a fresh random token, so an equal token proves the copy is
     what Redis holds (another worker's commit, a restore or a wipe changes or removes it) and the read skips
-    fetching and parsing it. The token is watched like the rest: a commit still lands only on what was read.
+    fetching and parsing it. The token is fenced like the rest: a commit still lands only on what was read.
     """
 
     def __init__(self, client: Redis, keys: Keys, *, cache_size: int = 50_000) -> None:
@@ -91,63 +95,43 @@ class RedisClusterStore:
         self._keys = keys
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._cache_size = cache_size
-        self._apply = client.register_script(APPLY_OPS)
+        self._apply = client.register_script(FENCED_APPLY_OPS)
         self._probe = client.register_script(_PROBE)
 
     async def read(self, identifiers: Collection[str], items: Mapping[str, Collection[str]]) -> ClusterView:
         keys = self._keys
         wanted = list(identifiers)
-        tx = self._redis.pipeline(transaction=True)
-        try:
-            index_keys = [keys.cluster_of(i) for i in wanted]
-            first = await self._first_look(index_keys)
-            watched = {c for c in first if c is not None}
-            unknown = [k for k, c in zip(index_keys, first, strict=True) if c is None]
-            await tx.watch(keys.unlinked(), *unknown, *(keys.cluster_version(c) for c in sorted(watched)))
-            raw_index, unlinked = await self._index_and_unlinked(index_keys)
-            if raw_index != first:
-                # Another worker's commit moved an identifier between the two reads: watch every index key, and
-                # read again under that watch.
-                await tx.watch(*index_keys)
-                raw_index, unlinked = await self._index_and_unlinked(index_keys)
-            index = {i: c for i, c in zip(wanted, raw_index, strict=True) if c is not None}
-            cids = sorted(set(index.values()))
-            asked: dict[str, list[str]] = {}  # per cluster, the batch's item ids that could already be in its log
-            for item_id, item_identifiers in items.items():
-                for cid in {index[i] for i in item_identifiers if i in index}:
-                    asked.setdefault(cid, []).append(item_id)
-            clusters: dict[str, StoredCluster] = {}
-            versions: dict[str, str | None] = {}
-            if cids:
-                if not watched.issuperset(cids):
-                    await tx.watch(*(keys.cluster_version(c) for c in cids if c not in watched))
-                probe_keys = [k for c in cids for k in (keys.cluster_version(c), keys.cluster_log(c))]
-                probe_args = [LAST_FIELD, orjson.dumps([asked.get(c, []) for c in cids]).decode()]
-                raw = await self._probe(keys=probe_keys, args=probe_args)
-                missing: list[tuple[str, tuple[int, str] | None, frozenset[str]]] = []
-                for n, cid in enumerate(cids):
-                    version, last, held = (x or None for x in raw[3 * n : 3 * n + 3])
-                    versions[cid] = version
-                    flags = zip(asked.get(cid, []), held or "", strict=True)
-                    present = frozenset(i for i, flag in flags if flag == "1")
-                    last_order = _order(last)
-                    cached = self._cache.get(cid)
-                    if version is not None and cached is not None and cached.version == version:
-                        self._cache.move_to_end(cid)
-                        clusters[cid] = replace(cached.cluster, present=present, last=last_order)
-                    else:
-                        missing.append((cid, last_order, present))
-                if missing:
-                    clusters |= await self._read_clusters(missing)
-            return ClusterView(index, clusters, frozenset(unlinked), handle=_Handle(tx, versions))
-        except BaseException:
-            await tx.reset()  # type: ignore[no-untyped-call]
-            raise
-
-    async def _first_look(self, index_keys: list[str]) -> list[str | None]:
-        """The clusters of ``index_keys`` before any WATCH: only to choose what to watch (the read after it is used)."""
-        found = await self._redis.mget(index_keys)
-        return cast(list[str | None], found)  # decode_responses: str values
+        index_keys = [keys.cluster_of(i) for i in wanted]
+        raw_index, unlinked = await self._index_and_unlinked(index_keys)
+        index = {i: c for i, c in zip(wanted, raw_index, strict=True) if c is not None}
+        cids = sorted(set(index.values()))
+        asked: dict[str, list[str]] = {}  # per cluster, the batch's item ids that could already be in its log
+        for item_id, item_identifiers in items.items():
+            for cid in {index[i] for i in item_identifiers if i in index}:
+                asked.setdefault(cid, []).append(item_id)
+        clusters: dict[str, StoredCluster] = {}
+        versions: dict[str, str | None] = {}
+        if cids:
+            probe_keys = [k for c in cids for k in (keys.cluster_version(c), keys.cluster_log(c))]
+            probe_args = [LAST_FIELD, orjson.dumps([asked.get(c, []) for c in cids]).decode()]
+            raw = await self._probe(keys=probe_keys, args=probe_args)
+            missing: list[tuple[str, tuple[int, str] | None, frozenset[str]]] = []
+            for n, cid in enumerate(cids):
+                version, last, held = (x or None for x in raw[3 * n : 3 * n + 3])
+                versions[cid] = version
+                flags = zip(asked.get(cid, []), held or "", strict=True)
+                present = frozenset(i for i, flag in flags if flag == "1")
+                last_order = _order(last)
+                cached = self._cache.get(cid)
+                if version is not None and cached is not None and cached.version == version:
+                    self._cache.move_to_end(cid)
+                    clusters[cid] = replace(cached.cluster, present=present, last=last_order)
+                else:
+                    missing.append((cid, last_order, present))
+            if missing:
+                clusters |= await self._read_clusters(missing)
+        handle = _Handle(dict(zip(index_keys, raw_index, strict=True)), versions, frozenset(unlinked))
+        return ClusterView(index, clusters, frozenset(unlinked), handle=handle)
 
     async def _index_and_unlinked(self, index_keys: list[str]) -> tuple[list[str | None], set[str]]:
         reads = self._redis.pipeline(transaction=False)
@@ -205,25 +189,22 @@ class RedisClusterStore:
 
     async def commit(self, view: ClusterView, writes: Sequence[ClusterWrite]) -> bool:
         handle: _Handle = view.handle
-        tx = handle.tx
         keys = self._keys
         tokens = {write.cid: uuid.uuid4().hex for write in writes}
         ops = RedisOps()
+        for index_key, cid in handle.index.items():
+            ops.expect(index_key, cid)
+        for cid, version in handle.versions.items():
+            ops.expect(keys.cluster_version(cid), version)
+        ops.expect_members(keys.unlinked(), handle.unlinked)
         for write in writes:
             self._queue(ops, keys, write)
             ops.set(keys.cluster_version(write.cid), tokens[write.cid])
             for absorbed in write.absorbed:
                 ops.delete(keys.cluster_version(absorbed))
-        try:
-            tx.multi()
-            # One script call inside MULTI (EXEC still fails if a watched key changed): a few hundred queued
-            # commands would cost a reply each to parse, a third of the commit's CPU.
-            await self._apply(keys=ops.keys, args=ops.args, client=tx)
-            await tx.execute()
-        except WatchError:
-            return False
-        finally:
-            await tx.reset()
+        # One script call: a few hundred commands sent one by one would cost a reply each to parse in Python.
+        if not await self._apply(keys=ops.keys, args=ops.fenced_args):
+            return False  # someone committed to these clusters (or moved an identifier) since the read
         for write in writes:
             self._remember(view, write, tokens[write.cid])
         return True
@@ -256,7 +237,7 @@ class RedisClusterStore:
             self._cache.popitem(last=False)
 
     async def abort(self, view: ClusterView) -> None:
-        await view.handle.tx.reset()
+        """Nothing to end: a read holds no transaction (the commit is fenced instead)."""
 
     @staticmethod
     def _queue(tx: RedisOps, keys: Keys, write: ClusterWrite) -> None:

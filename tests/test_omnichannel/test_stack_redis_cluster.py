@@ -20,6 +20,7 @@ from omnichannel.stack.processes import is_alive, stop
 from omnichannel.stack.redis_cluster import cluster_roles, start_local_redis_cluster
 from omnichannel.stack.revive import revive_nodes
 from streams.keys import SINGLE_SLOT_TAG, Keys
+from streams.redis_ops import FENCED_APPLY_OPS, RedisOps
 
 pytestmark = pytest.mark.integration  # needs redis-server
 
@@ -48,7 +49,7 @@ def test_three_masters_three_replicas_each_with_an_append_only_file(cluster: Ser
         client.close()
 
 
-def test_the_factory_reaches_every_slot_and_the_workers_transaction_runs_on_the_tag_master(
+def test_the_factory_reaches_every_slot_and_the_workers_commit_runs_on_the_tag_master(
     cluster: ServiceInfo,
 ) -> None:
     client = sync_redis(cluster.address, decode_responses=True)
@@ -59,16 +60,21 @@ def test_the_factory_reaches_every_slot_and_the_workers_transaction_runs_on_the_
     keys = Keys("t", single_slot=True)
 
     async def transaction() -> list[object]:
-        # What the merge core sends: WATCH, then MULTI with carts, the index and a PUBLISH, and MGET in a pipeline.
+        # What the merge core sends: its fenced commit script (carts, the index, a PUBLISH), and MGET in a pipeline.
         pinned = async_redis(cluster.address, slot_of=SINGLE_SLOT_TAG, decode_responses=True)
         try:
-            tx = pinned.pipeline(transaction=True)
-            await tx.watch(keys.cluster_of("customer_id:C-1"))
-            tx.multi()
-            tx.set(keys.cart("customer:C-1"), "{}")
-            tx.set(keys.owner("customer_id:C-1"), "customer:C-1")
-            tx.publish(keys.cart_updates("customer:C-1"), "{}")
-            await tx.execute()
+            ops = RedisOps()
+            ops.expect(keys.cluster_of("customer_id:C-1"), None)
+            ops.expect_members(keys.unlinked(), ())
+            ops.set(keys.cart("customer:C-1"), "{}")
+            ops.set(keys.owner("customer_id:C-1"), "customer:C-1")
+            ops.publish(keys.cart_updates("customer:C-1"), "{}")
+            commit = pinned.register_script(FENCED_APPLY_OPS)
+            assert await commit(keys=ops.keys, args=ops.fenced_args) == 1
+            refused = RedisOps()
+            refused.expect(keys.owner("customer_id:C-1"), None)  # it is set now: the fence refuses, writes nothing
+            refused.set(keys.cart("customer:C-1"), "not written")
+            assert await commit(keys=refused.keys, args=refused.fenced_args) == 0
             reads = pinned.pipeline(transaction=False)
             reads.mget([keys.cart("customer:C-1"), keys.owner("customer_id:C-1")])
             return list(await reads.execute())

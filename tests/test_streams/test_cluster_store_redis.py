@@ -2,10 +2,10 @@
 
 The property of test_cluster_engine.py, through the real store on the real Redis: two workers (two store
 instances, two caches) take batches from simulated partitions in a random schedule, a rival worker commits
-between a worker's read and its commit or inside the read (after its first look at the identifiers' clusters,
-before it watches them), a worker restarts (its cache is gone) or replays a batch it committed
-(the offset commit was lost). Whatever the schedule, what Redis holds equals one sequential fold, and a cached
-copy is never used once another worker changed the cluster.
+between a worker's read and its commit or inside the read (after it read the identifiers' clusters, before it
+read their version tokens; or after the tokens, before the clusters' contents), a worker restarts (its cache is
+gone) or replays a batch it committed (the offset commit was lost). Whatever the schedule, what Redis holds
+equals one sequential fold, and a cached copy is never used once another worker changed the cluster.
 """
 
 from __future__ import annotations
@@ -38,10 +38,12 @@ EXAMPLES = max(20, int(os.environ.get("OMNICHANNEL_PROPERTY_EXAMPLES", "150")) /
 
 class HookedStore(RedisClusterStore):
     """A worker's store where a test can run another worker's whole step between a read and its commit, or
-    inside the read: after its first look at the identifiers' clusters, before it watches them."""
+    inside the read: after it read the identifiers' clusters (``after_index``), or after it read their version
+    tokens, before it fetched the contents of those it holds no current copy of (``after_probe``)."""
 
     before_commit: Callable[[], Awaitable[None]] | None = None
-    before_watch: Callable[[], Awaitable[None]] | None = None
+    after_index: Callable[[], Awaitable[None]] | None = None
+    after_probe: Callable[[], Awaitable[None]] | None = None
 
     async def commit(self, view: ClusterView, writes: Sequence[ClusterWrite]) -> bool:
         if self.before_commit is not None:
@@ -49,12 +51,18 @@ class HookedStore(RedisClusterStore):
             await hook()
         return await super().commit(view, writes)
 
-    async def _first_look(self, index_keys: list[str]) -> list[str | None]:
-        first = await super()._first_look(index_keys)
-        if self.before_watch is not None:
-            hook, self.before_watch = self.before_watch, None
+    async def _index_and_unlinked(self, index_keys: list[str]) -> tuple[list[str | None], set[str]]:
+        found = await super()._index_and_unlinked(index_keys)
+        if self.after_index is not None:
+            hook, self.after_index = self.after_index, None
             await hook()
-        return first
+        return found
+
+    async def _read_clusters(self, wanted: list[Any]) -> dict[str, Any]:
+        if self.after_probe is not None:
+            hook, self.after_probe = self.after_probe, None
+            await hook()
+        return await super()._read_clusters(wanted)
 
 
 async def stored_profiles(client: Redis, keys: Keys) -> dict[str, StoredProfile]:
@@ -111,12 +119,9 @@ async def deliver(
                     await rival_engine.apply(rival_items)
                     partitions[other].committed += rival_taken
 
-                if race == "before_watch":
-                    workers[who].before_watch = rival
-                else:
-                    workers[who].before_commit = rival
+                setattr(workers[who], race, rival)
             await engines[who].apply(items)
-            workers[who].before_commit = workers[who].before_watch = None
+            workers[who].before_commit = workers[who].after_index = workers[who].after_probe = None
             await check()
             if fate != "replay":  # "replay": state committed, the offset commit lost: the batch comes again
                 partitions[p].committed += taken
@@ -159,7 +164,7 @@ def test_two_caching_workers_leave_what_one_sequential_fold_gives(
                 st.integers(1, 6),
                 st.integers(0, 1),  # which worker takes the batch
                 st.sampled_from(["none", "none", "restart", "replay"]),
-                st.sampled_from(["", "before_commit", "before_watch"]),  # a rival's whole step, and when
+                st.sampled_from(["", "before_commit", "after_index", "after_probe"]),  # a rival's whole step, and when
             ),
             max_size=24,
         ),
@@ -199,3 +204,65 @@ def test_a_cached_cluster_changed_by_another_worker_is_read_again(settings: Sett
 
     cart = asyncio.run(run())["customer:C1"].cart
     assert cart is not None and {line.product_id: line.quantity for line in cart.lines} == {"P1": 1, "P2": 1, "P3": 1}
+
+
+class RecordingStore(HookedStore):
+    """A store that keeps each commit's answer (True: written, False: the fence refused it)."""
+
+    def __init__(self, client: Redis, keys: Keys) -> None:
+        super().__init__(client, keys)
+        self.answers: list[bool] = []
+
+    async def commit(self, view: ClusterView, writes: Sequence[ClusterWrite]) -> bool:
+        answer = await super().commit(view, writes)
+        self.answers.append(answer)
+        return answer
+
+
+def test_a_commit_writes_nothing_when_what_its_read_saw_changed(settings: Settings) -> None:
+    """Each part of the commit's fence, one at a time, between worker A's read and its commit: worker B commits
+    to the same cluster (its version token), an operator unlinks an identifier (the unlinked set), B founds the
+    cluster of an identifier A found in none (the index). A's first commit must write nothing; its retry folds
+    what changed, and Redis ends as one sequential fold of every event."""
+    assert settings.redis_url
+    rules = FoldRules()
+    keys = Keys(f"fence{uuid.uuid4().hex[:10]}")
+    events = [make_event(n, "add", sender, f"P{n}", 1, 1_000 * n) for n, sender in enumerate((3, 3, 3, 3, 1, 1))]
+
+    def item(n: int) -> Any:
+        found = new_item(events[n], rules)
+        assert found is not None
+        return found
+
+    async def run() -> tuple[list[list[bool]], dict[str, StoredProfile]]:
+        client = Redis.from_url(settings.redis_url or "", decode_responses=True)
+        a = RecordingStore(client, keys)
+        engine_a, engine_b = ClusterEngine(a, rules), ClusterEngine(RedisClusterStore(client, keys), rules)
+        answers = []
+        try:
+            await engine_a.apply([item(0)])  # C1's cluster exists, A holds it in its cache
+
+            async def b_commits_to_c1() -> None:
+                await engine_b.apply([item(1)])
+
+            async def operator_unlinks() -> None:
+                await client.sadd(keys.unlinked(), "email_hash:" + "9" * 64)
+
+            async def b_founds_a2() -> None:
+                await engine_b.apply([item(5)])
+
+            for n, rival in ((2, b_commits_to_c1), (3, operator_unlinks), (4, b_founds_a2)):
+                a.answers.clear()
+                a.before_commit = rival
+                await engine_a.apply([item(n)])
+                answers.append(list(a.answers))
+            return answers, await stored_profiles(client, keys)
+        finally:
+            async for key in client.scan_iter(match=f"{keys.namespace}:*", count=1000):
+                await client.delete(key)
+            await client.aclose()
+
+    answers, held = asyncio.run(run())
+    assert answers == [[False, True]] * 3
+    expected = reference(events, rules)
+    assert {k: view(v) for k, v in held.items()} == {k: view(v) for k, v in expected.items()}
