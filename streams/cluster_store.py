@@ -130,8 +130,9 @@ class RedisClusterStore:
                     missing.append((cid, last_order, present))
             if missing:
                 clusters |= await self._read_clusters(missing)
-        handle = _Handle(dict(zip(index_keys, raw_index, strict=True)), versions, frozenset(unlinked))
-        return ClusterView(index, clusters, frozenset(unlinked), handle=handle)
+        seen_unlinked = frozenset(unlinked)
+        handle = _Handle(dict(zip(index_keys, raw_index, strict=True)), versions, seen_unlinked)
+        return ClusterView(index, clusters, seen_unlinked, handle=handle)
 
     async def _index_and_unlinked(self, index_keys: list[str]) -> tuple[list[str | None], set[str]]:
         reads = self._redis.pipeline(transaction=False)

@@ -21,7 +21,7 @@ __all__ = ["APPLY_OPS", "FENCED_APPLY_OPS", "RedisOps"]
 
 #: ARGV[1] is a JSON array holding, per command, its name, key count, argument count, then the positions of its
 #: keys in KEYS and of its arguments in ARGV (the arguments themselves are ARGV[2] onwards, as sent).
-_APPLY_BODY = """
+APPLY_OPS = """
 local ops = cjson.decode(ARGV[1])
 local i = 1
 while i <= #ops do
@@ -34,7 +34,6 @@ while i <= #ops do
 end
 return 1
 """
-APPLY_OPS = _APPLY_BODY
 
 #: The last ARGV is the fence, JSON ``[[key positions], [expected values or ""], [[set key position, [members]],
 #: ...]]``: if any key holds something else ("" stands for "no such key") or a set's members differ, nothing is
@@ -61,7 +60,7 @@ for _, f in ipairs(fence[3]) do
   end
 end
 """
-    + _APPLY_BODY
+    + APPLY_OPS
 )
 
 #: Lua's unpack() takes a few thousand values at most: a big set, hash or log goes in several commands.
