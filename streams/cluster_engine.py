@@ -26,6 +26,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+import orjson
+
 from omnichannel.errors import OmnichannelError
 from streams.domain.cart import Cart
 from streams.domain.customer import CustomerState
@@ -55,6 +57,7 @@ __all__ = [
     "NewItem",
     "StoredCluster",
     "StoredProfile",
+    "item_text",
 ]
 
 log = logging.getLogger(__name__)
@@ -493,13 +496,31 @@ def _group(view: ClusterView, batch: Sequence[NewItem]) -> list[_Group]:
         for new in news:
             if new.item is None:
                 continue
-            pair = (new.item, item_to_json(new.item))
+            pair = (new.item, item_text(new.item))
             held = chosen.get(new.item.item_id)
             chosen[new.item.item_id] = preferred(held, pair) if held is not None else pair
         # A new cluster's id is a digest: key names must not carry identifiers (they outlive an erasure).
         cid = old_cids[0] if old_cids else digest(fresh[0])[:32]
         groups.append(_Group(cid, old_cids, fresh, chosen, refold=any(n.item is None for n in news)))
     return groups
+
+
+def item_text(item: Item) -> str:
+    """:func:`~streams.domain.fold.item_to_json`'s canonical text, byte for byte, at a tenth of its cost.
+
+    orjson writes what ``json.dumps(sort_keys=True, separators=(",", ":"))`` writes for dicts of ASCII
+    strings, ints, bools and nulls; it differs on non-ASCII and DEL (``json`` escapes them; checked here on the
+    output) and on floats, which decoded events never carry (the Event schema has no float or double: a test
+    holds it). Anything else orjson refuses (a non-string key, an int past 64 bits) takes ``json``.
+    """
+    if item.event is not None:
+        try:
+            data = orjson.dumps({"event": item.event}, option=orjson.OPT_SORT_KEYS)
+        except TypeError:
+            return item_to_json(item)
+        if data.isascii() and b"\x7f" not in data:
+            return data.decode()
+    return item_to_json(item)
 
 
 def _ids(item: Item, rules: FoldRules) -> tuple[Identifier, ...]:
