@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ def describe() -> dict[str, Any]:
         "cpu": model,
         "memory_gib": memory_gib,
         "python": platform.python_version(),
+        # Which build: the same version runs 10-20 % apart between builds (PGO/LTO or not; benchmarks/README.md).
+        "python_build": f"{os.path.realpath(sys.executable)} ({', '.join(platform.python_build())})",
         "platform": platform.platform(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "load_average": load_average(),
