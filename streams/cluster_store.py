@@ -19,7 +19,7 @@ import json
 import uuid
 from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import orjson
 from redis.asyncio import Redis
@@ -125,7 +125,8 @@ class RedisClusterStore:
                 cached = self._cache.get(cid)
                 if version is not None and cached is not None and cached.version == version:
                     self._cache.move_to_end(cid)
-                    clusters[cid] = replace(cached.cluster, present=present, last=last_order)
+                    held = cached.cluster  # (the constructor, not dataclasses.replace: a third of its cost)
+                    clusters[cid] = StoredCluster(cid, held.members, present, last_order, held.profiles, held.owners)
                 else:
                     missing.append((cid, last_order, present))
             if missing:
