@@ -24,7 +24,11 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-__all__ = ["ready_batches"]
+__all__ = ["YIELD_EVERY", "ready_batches"]
+
+#: The filler yields to the loop after this many events: a few ms of Faust's per-event work at most. After every
+#: event (until session 12) it cost the worker 60-150 µs of CPU per event (benchmarks/README.md, session 12).
+YIELD_EVERY = 64
 
 
 async def ready_batches(
@@ -44,6 +48,7 @@ async def ready_batches(
         return queue is not None and not queue.empty()
 
     async def fill() -> None:
+        taken = 0
         async for event in stream.events():
             while len(buffer) >= max_:
                 room.clear()
@@ -52,9 +57,11 @@ async def ready_batches(
             arrived.set()
             if len(buffer) >= max_ or not queued():
                 ready.set()
-            # Faust hands over queued events without yielding to the loop: without this the filler would hold
-            # the loop for a whole batch (~100 ms) while the worker's Redis reply or Kafka acknowledgement waits.
-            await asyncio.sleep(0)
+            taken += 1
+            if taken % YIELD_EVERY == 0:
+                # Faust hands over queued events without yielding to the loop: the filler would hold it for a
+                # whole batch (~100 ms) while the worker's Redis reply or Kafka acknowledgement waits.
+                await asyncio.sleep(0)
 
     async def ack_when_durable(events: list[Any], done: asyncio.Future[None]) -> None:
         await done

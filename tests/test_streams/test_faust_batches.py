@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from streams.faust_batches import ready_batches
+from streams.faust_batches import YIELD_EVERY, ready_batches
 
 
 class _Channel:
@@ -28,10 +28,12 @@ class _Stream:
         self.channel = _Channel()
         self.enable_acks = True
         self.acked: list[int] = []
+        self.taken = 0  # events handed out by events()
 
     async def events(self) -> AsyncIterator[int]:
         while True:
-            item = await self.channel.queue.get()
+            item = await self.channel.queue.get()  # like Faust's: no yield to the loop while items are queued
+            self.taken += 1
             if item is None:
                 return
             if isinstance(item, Exception):
@@ -212,3 +214,31 @@ async def _outputs_that_kafka_refused_leave_their_batch_unacked_and_stop_the_bat
     with pytest.raises(RuntimeError, match="not acknowledged"):
         await anext(batches)
     assert stream.acked == []
+
+
+def test_taking_a_backlog_lets_the_rest_of_the_worker_run() -> None:
+    asyncio.run(_taking_a_backlog_lets_the_rest_of_the_worker_run())
+
+
+async def _taking_a_backlog_lets_the_rest_of_the_worker_run() -> None:
+    """While the filler takes a queued backlog, a Redis reply or Kafka acknowledgement the worker awaits (here: a
+    task that only needs the loop) is served within every YIELD_EVERY events, not once the whole batch is taken."""
+    stream = _Stream()
+    total = 20 * YIELD_EVERY
+    stream.put(*range(total))
+    seen_at: list[int] = []  # how many events the filler had taken each time the other task ran
+
+    async def other_work() -> None:
+        while stream.taken < total:
+            seen_at.append(stream.taken)
+            await asyncio.sleep(0)
+
+    other = asyncio.ensure_future(other_work())
+    batches = ready_batches(stream, total, within_s=60.0)
+    assert await anext(batches) == list(range(total))
+    await other
+    during = sorted({n for n in seen_at if 0 < n < total})
+    assert during, "the filler held the loop for the whole backlog"
+    gaps = [b - a for a, b in zip([0, *during], [*during, total], strict=True)]
+    assert max(gaps) <= YIELD_EVERY + 1
+    await batches.aclose()
