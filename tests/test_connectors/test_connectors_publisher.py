@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -137,3 +139,80 @@ def test_one_event_from_asyncio_that_breaks_the_contract_is_refused_before_produ
     (outcome,) = asyncio.run(publisher.publish_many_async([event]))
     assert isinstance(outcome, PublishError) and not isinstance(outcome, PublishUnavailableError)
     assert "method" in str(outcome)
+
+
+def test_threads_and_an_event_loop_publishing_at_once_each_get_every_acknowledgement(
+    publisher: Publisher, topic_for: Callable[[str], str], read_back: ReadBack
+) -> None:
+    """An event loop serves its own records' reports; a thread's call is served by the poll thread. Both at
+    once (the poll thread then also serves some of the loop's reports, handed to the loop): every event is
+    acknowledged once, where it was stored, and reads back."""
+    thread_events = [normalise(sample_event("page_viewed", channel="store"), received_at_ms=1) for _ in range(120)]
+    loop_events = [normalise(sample_event("page_viewed", channel="store"), received_at_ms=1) for _ in range(120)]
+    from_threads: list[list[Delivery | Exception]] = []
+
+    def in_threads() -> None:
+        for offset in range(0, len(thread_events), 20):
+            from_threads.append(publisher.publish_many(thread_events[offset : offset + 20]))  # type: ignore[arg-type]
+
+    async def in_loop() -> list[list[Delivery | Exception]]:
+        batches = [publisher.publish_many_async(loop_events[i : i + 10]) for i in range(0, 100, 10)]
+        singles = [publisher.publish_many_async([e]) for e in loop_events[100:]]
+        worker = asyncio.create_task(asyncio.to_thread(in_threads))
+        outcomes = await asyncio.gather(*batches, *singles)
+        await worker
+        return outcomes  # type: ignore[return-value]
+
+    from_loop = asyncio.run(in_loop())
+    every = [o for batch in [*from_threads, *from_loop] for o in batch]
+    assert all(isinstance(o, Delivery) for o in every)
+    deliveries = [o for o in every if isinstance(o, Delivery)]
+    assert sorted(d.event_id for d in deliveries) == sorted(e["event_id"] for e in thread_events + loop_events)
+    assert len({(d.partition, d.offset) for d in deliveries}) == 240, "each acknowledgement names its own record"
+    stored = {e["event_id"] for _, e, _ in read_back(topic_for("store"), 240)}
+    assert stored == {d.event_id for d in deliveries}
+
+
+def test_a_batch_from_asyncio_fails_within_the_bounded_wait(dead_publisher: Publisher) -> None:
+    events = [normalise(sample_event("login"), received_at_ms=1) for _ in range(5)]
+    started = time.monotonic()
+    outcomes = asyncio.run(dead_publisher.publish_many_async(events))
+    assert all(isinstance(o, PublishUnavailableError) for o in outcomes), outcomes
+    assert time.monotonic() - started < 0.5 + 1.0 + 1.0, "delivery timeout + report grace, never more"
+
+
+def test_a_caller_that_gives_up_does_not_stop_the_next_ones_being_acknowledged(
+    publisher: Publisher, topic_for: Callable[[str], str], read_back: ReadBack
+) -> None:
+    """A request cancelled while Kafka acknowledges (its client went away): its records still land, and the
+    loop keeps serving the reports of the requests after it."""
+    first = [normalise(sample_event("page_viewed", channel="sms"), received_at_ms=1) for _ in range(10)]
+    then = [normalise(sample_event("page_viewed", channel="sms"), received_at_ms=1) for _ in range(10)]
+
+    async def scenario() -> list[Delivery | Exception]:
+        abandoned = asyncio.create_task(publisher.publish_many_async(first))  # type: ignore[arg-type]
+        await asyncio.sleep(0)  # produced, not yet acknowledged (librdkafka lingers 5 ms)
+        abandoned.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await abandoned
+        return await publisher.publish_many_async(then)  # type: ignore[arg-type, return-value]
+
+    outcomes = asyncio.run(scenario())
+    assert all(isinstance(o, Delivery) for o in outcomes)
+    stored = {e["event_id"] for _, e, _ in read_back(topic_for("sms"), 20)}
+    assert stored == {e["event_id"] for e in first + then}
+
+
+def test_an_event_loop_that_published_is_not_kept_alive_by_the_publisher(publisher: Publisher) -> None:
+    """Each loop's report server goes with its loop (tests and tools run one loop after another)."""
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+
+    async def publish_and_note_the_loop() -> None:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        events = [normalise(sample_event("login"), received_at_ms=1) for _ in range(3)]
+        assert all(isinstance(o, Delivery) for o in await publisher.publish_many_async(events))
+
+    for _ in range(3):
+        asyncio.run(publish_and_note_the_loop())
+    gc.collect()
+    assert [ref() for ref in loops] == [None, None, None]
