@@ -13,7 +13,6 @@ either cannot handle exactly as fastavro would goes to fastavro.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import io
 import json
@@ -28,7 +27,7 @@ from fastavro.validation import validate as fastavro_validate
 from schemas.avro_reader import compiled_reader
 from schemas.avro_writer import compiled_writer
 from schemas.errors import DecodeError, EncodeError, RegistryError
-from schemas.loader import EVENT_FULLNAME, canonical_json, load, payload_record_name
+from schemas.loader import EVENT_FULLNAME, EVENT_TYPES, canonical_json, load, payload_record_name
 from schemas.registry import SchemaRegistry
 from schemas.validation import problems
 
@@ -73,8 +72,10 @@ def _optional_records(fullname: str) -> tuple[tuple[str, str], ...]:
 @functools.cache
 def _compiled(fullname: str) -> Callable[[Mapping[str, Any]], bytes] | None:
     """The compiled writer of ``fullname``, or None when its schema uses what the compiler does not cover."""
+    # The Event's payload is written as the record its event_type names: no (branch, value) copy per event.
+    discriminators = {"payload": ("event_type", EVENT_TYPES)} if fullname == EVENT_FULLNAME else None
     try:
-        return compiled_writer(load(fullname))
+        return compiled_writer(load(fullname), discriminators)
     except NotImplementedError:
         return None
 
@@ -141,17 +142,20 @@ class AvroCodec:
         a customer record): only for records built by the project's own ``to_avro_dict`` methods, whose shape the
         domain tests pin; a missing nullable field would then be written as null instead of refused.
         """
-        schema = load(fullname)
-        record = _with_union_branches(fullname, record)
-        if validate and not fastavro_validate(record, schema, raise_errors=False):
-            raise self._encode_error(fullname, record, schema, "invalid record")
         body = None
         writer = _compiled(fullname)
+        if validate:
+            record = _with_union_branches(fullname, record)
+            if not fastavro_validate(record, load(fullname), raise_errors=False):
+                raise self._encode_error(fullname, record, load(fullname), "invalid record")
         if writer is not None:
-            # A value it leaves (NotCompiled, or mistyped): fastavro's writer below writes it or refuses it.
-            with contextlib.suppress(Exception):
+            try:
                 body = writer(record)
+            except Exception:  # NotCompiled, or a mistyped value: fastavro's writer below writes it or refuses it
+                body = None
         if body is None:
+            schema = load(fullname)
+            record = _with_union_branches(fullname, record)
             buf = io.BytesIO()
             try:
                 schemaless_writer(buf, schema, record, strict_allow_default=strict)

@@ -133,3 +133,29 @@ def test_the_codec_writes_the_same_bytes_as_fastavro_for_every_event_type() -> N
         event = sample_event(event_type)
         expected = _fastavro(schema, {**event, "payload": (payload_name, event["payload"])})
         assert codec.encode("events-value", EVENT_FULLNAME, event) == b"\x00\x00\x00\x00\x07" + expected
+
+
+def test_with_a_discriminator_a_plain_payload_is_written_as_the_branch_its_event_type_names() -> None:
+    """The codec's Event writer takes the payload as sent (no (branch, value) copy per event): the bytes are
+    fastavro's for the branch the event_type names, in either notation; an unknown event_type is left to
+    fastavro (which the codec turns into UnknownEventTypeError)."""
+    schema = load(EVENT_FULLNAME)
+    encode = compiled_writer(schema, {"payload": ("event_type", EVENT_TYPES)})
+    for event_type, payload_name in EVENT_TYPES.items():
+        event = sample_event(event_type)
+        named = {**event, "payload": (payload_name, event["payload"])}
+        assert encode(event) == encode(named) == _fastavro(schema, named), event_type
+    with pytest.raises(NotCompiled, match="unknown union branch"):
+        encode({**sample_event("login"), "event_type": "teleported"})
+    with pytest.raises(NotCompiled, match="without its branch name"):
+        compiled_writer(schema)(sample_event("login"))  # no discriminator: the plain payload is not guessed
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.text(), st.sampled_from(sorted(EVENT_TYPES)))
+def test_strings_of_any_length_and_code_point_are_written_as_fastavro_writes_them(text: str, event_type: str) -> None:
+    """Strings are written inline with a one-byte length up to 63 bytes, the general varint past it."""
+    schema = load(EVENT_FULLNAME)
+    event = {**sample_event(event_type), "session_id": text * 9, "source_system": text}
+    named = {**event, "payload": (EVENT_TYPES[event_type], event["payload"])}
+    assert compiled_writer(schema, {"payload": ("event_type", EVENT_TYPES)})(event) == _fastavro(schema, named)
