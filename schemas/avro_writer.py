@@ -5,6 +5,11 @@ branch found by validating the value against each branch in turn. :func:`compile
 turning a parsed schema into the source of one Python function per record type, and ``exec``s it. Measured
 (2,000-event mixed dataset): an Event 40 -> 11 µs, a customer record 51 -> 18 µs.
 
+Strings are written inline (a one-byte length prefix up to 63 bytes) and a union of records is dispatched by
+index; a top-level union may also come as a plain value whose branch another field names (a discriminator: the
+Event's payload by its ``event_type``), so callers need not copy each record into the tuple notation. Measured
+(session 13): a ``cart_line_added`` Event 8.5 -> 5.6 µs.
+
 It covers what the catalogue uses (records, enums, arrays, maps, ``["null", T]`` unions, unions of named
 types in fastavro's tuple notation ``(name, value)``, and the primitives) and refuses any other schema with
 :class:`NotImplementedError` at compile time. A value it cannot write exactly as fastavro would raises
