@@ -14,6 +14,11 @@ channel topics. Then, on the same records:
   (a fresh codec, reader schema ``Event``, as the worker decodes): the most a Python consumer here could do;
 * ``naive_agent``: consume + decode + one awaited Redis command per event (``HSET``, redis.asyncio), the
   anti-pattern faust users report a few hundred events/s with; time-boxed, so it may cover a subset (reported);
+* ``faust_do_nothing_agent``: a Faust agent that only counts records (``benchmarks/faust_ceiling.py``), on the
+  worker's event loop: the framework's own ceiling;
+* ``worker_shell_without_stage``: the worker's agent with its stage removed (its batching, acks held until Kafka
+  acknowledged the outputs, its sink forwarding each record to a scratch topic): the most any stage inside this
+  worker could reach; its CPU per event is the shell's part of the worker's;
 * ``worker``: the real ``omnichannel worker`` (one process, as deployed) draining the dataset; done when the
   worker's consumer group has committed the end offset of every channel-topic partition AND of every
   ``events.by_customer`` partition (read in that order, so every command a committed record caused is counted):
@@ -61,7 +66,7 @@ from schemas.codec import AvroCodec
 from schemas.loader import EVENT_FULLNAME
 from schemas.publish import register_all
 from schemas.registry import ConfluentSchemaRegistry
-from schemas.topics import CHANNELS, catalogue_for, channel_topic, subject_for
+from schemas.topics import CHANNELS, Cleanup, TopicSpec, catalogue_for, channel_topic, subject_for
 
 EVENTS = 200_000
 CUSTOMERS = 20_000
@@ -438,9 +443,16 @@ def naive_agent(
 
 
 def faust_ceiling(
-    kafka: str, namespace: str, inputs: list[TopicPartition], total: int, batch_max: int, uvloop: bool
+    kafka: str,
+    namespace: str,
+    inputs: list[TopicPartition],
+    total: int,
+    batch_max: int,
+    uvloop: bool,
+    shell_topic: str | None = None,
 ) -> dict[str, Any]:
-    """A Faust agent that does nothing on the same topics and settings (benchmarks/faust_ceiling.py)."""
+    """A Faust agent that does nothing on the same topics and settings, or (``shell_topic``) the worker's agent
+    with its stage removed, forwarding each record there (benchmarks/faust_ceiling.py)."""
     topics = sorted({tp.topic for tp in inputs})
     with tempfile.TemporaryDirectory(prefix="faust-ceiling-") as tmp:
         out = Path(tmp) / "figures.json"
@@ -451,7 +463,7 @@ def faust_ceiling(
             "--brokers",
             kafka,
             "--group",
-            f"{namespace}.faust-ceiling",
+            f"{namespace}.worker-shell" if shell_topic else f"{namespace}.faust-ceiling",
             "--topics",
             ",".join(topics),
             "--total",
@@ -460,6 +472,7 @@ def faust_ceiling(
             str(batch_max),
             "--out",
             str(out),
+            *(["--shell", shell_topic] if shell_topic else []),
         ]
         env = {**os.environ, "FAUST_LOOP": "uvloop" if uvloop else "asyncio"}  # as the worker beside it
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
@@ -949,6 +962,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             settings.kafka_bootstrap_servers, namespace, inputs, total, args.batch_max or 500, args.uvloop
         )
         log(f"Faust do-nothing agent: {faust_figures['events_per_s']:,} events/s from its first record")
+        # The worker's shell: its batching and sink forwarding each record to a topic of the run's own (so
+        # events.by_customer, which the worker's progress counts, stays the worker's).
+        shell_topic = f"{namespace}.bench.worker-shell"
+        shell_spec = TopicSpec(shell_topic, "as read", EVENT_FULLNAME, Cleanup.DELETE, None, "benchmark scratch")
+        ensure_topics(settings.kafka_bootstrap_servers, [shell_spec], settings.partitions)
+        shell_figures = faust_ceiling(
+            settings.kafka_bootstrap_servers,
+            namespace,
+            inputs,
+            total,
+            args.batch_max or 500,
+            args.uvloop,
+            shell_topic=shell_topic,
+        )
+        shell_figures["share_of_faust_do_nothing"] = round(
+            shell_figures["events_per_s"] / faust_figures["events_per_s"], 3
+        )
+        log(
+            f"the worker's shell (no stage): {shell_figures['events_per_s']:,} events/s from its first record, "
+            f"{shell_figures['cpu_us_per_event']} µs of CPU per event, "
+            f"{shell_figures['share_of_faust_do_nothing']:.1%} of the Faust do-nothing agent"
+        )
         del records
 
         env = worker_env(settings, namespace, state_dir, extra_env)
@@ -1017,6 +1052,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "consume_ceiling": ceiling,
         "naive_agent": naive,
         "faust_do_nothing_agent": faust_figures,
+        "worker_shell_without_stage": shell_figures,
         "worker": worker_figures,
         "latency": latency_figures,
         "targets": TARGETS,
