@@ -14,6 +14,8 @@ Nothing here runs at import: :func:`build_app` makes the app for given settings,
 - no repartition: the state is folded per identity cluster in Redis (atomic, order-independent), so it does not
   matter which worker reads an event; ``events.by_customer`` is an output for subscribers, keyed by profile;
 - output keys are partitioned with murmur2, like the connectors' producers;
+- the cycle collector runs between batches (:func:`omnichannel.gc_tuning.collect_between_batches`), not in the
+  middle of one;
 - a timer on every worker claims due journey checks in Redis (atomically: two workers never both claim one)
   and folds them into their profiles' clusters; the fold decides, in order with the events (docs/journeys.md).
 """
@@ -35,6 +37,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from omnichannel.gc_tuning import collect_between_batches
 from omnichannel.lag.processor_metrics import processor_metrics
 from omnichannel.redis_clients import async_redis
 from omnichannel.settings import KafkaSecurity, Settings
@@ -198,6 +201,7 @@ def build_app(settings: Settings, config: ProcessorConfig, app_id: str | None = 
                     await _replicated(redis)
             except Exception as exc:  # Redis/Kafka down after retries, or a bug: stop, never skip records
                 _fatal("fold", exc)
+            collect_between_batches()  # the batch's survivors now, not tens of thousands mid-batch later
 
     async def apply_dues(dues: Sequence[DueCheck]) -> None:
         await stage.apply_dues(dues, sink)

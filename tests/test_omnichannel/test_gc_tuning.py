@@ -120,3 +120,43 @@ main()
     )
     assert state["threshold"] == [GC_NEW_OBJECTS, 20, 100]
     assert isinstance(state["frozen"], int) and state["frozen"] > 1000
+
+
+def test_the_batch_collector_leaves_the_young_generation_empty_and_follows_the_thresholds() -> None:
+    state = _child(
+        """
+        import gc, json
+        from omnichannel.gc_tuning import BatchCollector, tune_gc
+        tune_gc()
+        now = [1000.0]
+        collect = BatchCollector(full_min_interval_s=300.0, clock=lambda: now[0])
+
+        # A cache replacing its entries one for one, as the worker's cluster cache does: the net count that
+        # triggers CPython's own collections hardly moves, while the replacements pile up in the young generation.
+        cache = {n: {"state": [n]} for n in range(5000)}
+        gc.collect()
+        for round_ in range(8):
+            for n in range(5000):
+                cache[n] = {"state": [n, round_]}
+        piled_up = len(gc.get_objects(generation=0))
+        generations = [collect()]
+        left = len(gc.get_objects(generation=0))
+        for _ in range(60):
+            generations.append(collect())
+        now[0] += 301.0
+        for _ in range(2000):
+            generations.append(collect())
+        print(json.dumps({"piled_up": piled_up, "left": left, "generations": generations}))
+        """
+    )
+    assert isinstance(state["piled_up"], int) and state["piled_up"] > 10_000  # CPython left them all young
+    assert isinstance(state["left"], int) and state["left"] < 10  # the list holding the answer, made after
+    generations = state["generations"]
+    assert isinstance(generations, list)
+    # The middle generation every 20th call (the threshold tune_gc sets), never a full one inside the interval...
+    assert [n for n, g in enumerate(generations[:61]) if g == 1] == [19, 39, 59]
+    assert 2 not in generations[:61]
+    # ... and one once the interval has passed and 100 middle collections were made since the last full one.
+    assert generations.count(2) == 1
+    full_at = generations.index(2)
+    assert generations[:full_at].count(1) >= 100 - 1
